@@ -1,0 +1,52 @@
+// swift-tools-version: 6.2
+// PodTap: who talks to whom inside a Kubernetes cluster, down to the packet.
+//
+// Dependencies point one way: Examples → Exporters / K8sMeta / Backends → CaptureCore.
+// CaptureCore uses the standard library only (plus Glibc for mapping capture files).
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableExperimentalFeature("Lifetimes"),
+    .strictMemorySafety(),
+]
+
+let package = Package(
+    name: "PodTap",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CaptureCore", targets: ["CaptureCore"]),
+        .library(name: "Backends", targets: ["Backends"]),
+        .library(name: "K8sMeta", targets: ["K8sMeta"]),
+        .library(name: "Exporters", targets: ["Exporters"]),
+        .executable(name: "podtap-flows", targets: ["podtap-flows"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "CaptureCore", swiftSettings: strict),
+        .target(name: "Backends", dependencies: ["CaptureCore"], swiftSettings: strict),
+        .target(name: "K8sMeta", dependencies: ["CaptureCore"], swiftSettings: strict),
+        .target(name: "Exporters", dependencies: ["CaptureCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "podtap-flows",
+            dependencies: [
+                "CaptureCore", "Exporters",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Examples/podtap-flows",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CaptureCoreTests", dependencies: ["CaptureCore"], swiftSettings: strict),
+        .testTarget(name: "ExportersTests", dependencies: ["Exporters", "CaptureCore"], swiftSettings: strict),
+        .testTarget(
+            name: "PodTapFlowsTests",
+            dependencies: ["CaptureCore", "podtap-flows"],
+            path: "Tests/PodTapFlowsTests",
+            swiftSettings: strict
+        ),
+    ]
+)
