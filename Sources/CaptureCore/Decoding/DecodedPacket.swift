@@ -1,0 +1,110 @@
+/// How a network layer was reached: the encapsulation just outside it.
+public enum TunnelKind: UInt8, Sendable, Hashable, CustomStringConvertible {
+    case none = 0, vxlan, geneve, gre, ipInIP
+
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .vxlan: "vxlan"
+        case .geneve: "geneve"
+        case .gre: "gre"
+        case .ipInIP: "ipip"
+        }
+    }
+}
+
+/// One IP header and the transport header above it, as decoded from a frame: a plain value
+/// of fields and offsets (no references into the frame), filled in place by ``PacketDecoder``.
+public struct NetworkLayer: Sendable {
+    /// 4 or 6.
+    public var ipVersion: UInt8 = 0
+    public var source = IPAddress.zero
+    public var destination = IPAddress.zero
+    /// The transport protocol after any IPv6 extension headers (6 TCP, 17 UDP, 1 ICMP …).
+    public var protocolNumber: UInt8 = 0
+    public var timeToLive: UInt8 = 0
+    /// The length of this IP packet as its header claims (IPv4 total length, IPv6 40 + payload length).
+    public var ipLength: UInt32 = 0
+    /// Offset of the IP header from the start of the frame.
+    public var ipOffset: Int32 = 0
+    /// The 802.1Q VLAN ID of the Ethernet frame carrying this IP header (the tag nearest to it), 0 when untagged.
+    public var vlanID: UInt16 = 0
+    /// The outer (802.1ad service) VLAN ID under QinQ, 0 otherwise.
+    public var outerVLANID: UInt16 = 0
+    /// The encapsulation that carried this layer (``TunnelKind/none`` for the outermost one).
+    public var tunnel = TunnelKind.none
+    /// VXLAN / Geneve VNI or GRE key of that encapsulation.
+    public var tunnelID: UInt32 = 0
+
+    /// True for any fragment (first or later); ``isLaterFragment`` when it carries no transport header.
+    public var isFragment = false
+    public var isLaterFragment = false
+    public var fragmentIdentification: UInt32 = 0
+
+    /// True when ``sourcePort`` and ``destinationPort`` were read (TCP, UDP, SCTP; ICMP echo identifiers).
+    public var hasPorts = false
+    public var sourcePort: UInt16 = 0
+    public var destinationPort: UInt16 = 0
+    /// Offset of the transport header from the start of the frame, -1 when not decoded.
+    public var transportOffset: Int32 = -1
+
+    // TCP
+    public var tcpFlags = TCPFlags()
+    public var sequenceNumber: UInt32 = 0
+    public var acknowledgmentNumber: UInt32 = 0
+    public var window: UInt16 = 0
+    public var tcpOptions = TCPOptions()
+    /// Transport payload length as the IP header claims it (not cut by the snap length).
+    public var payloadLength: UInt32 = 0
+
+    // ICMP / ICMPv6
+    public var icmpType: UInt8 = 0
+    public var icmpCode: UInt8 = 0
+
+    @inlinable public init() {}
+}
+
+/// The 5-tuple quoted inside an ICMP or ICMPv6 error: the packet that caused it.
+public struct QuotedPacket: Sendable, Hashable {
+    public var ipVersion: UInt8 = 0
+    public var source = IPAddress.zero
+    public var destination = IPAddress.zero
+    public var protocolNumber: UInt8 = 0
+    public var hasPorts = false
+    public var sourcePort: UInt16 = 0
+    public var destinationPort: UInt16 = 0
+    @inlinable public init() {}
+}
+
+/// Everything PodTap decodes from one frame. Reused across packets: ``PacketDecoder`` resets
+/// and refills it, so decoding allocates nothing.
+///
+/// Layers run outermost first: a VXLAN frame has the node-to-node UDP layer at index 0 and
+/// the pod-to-pod layer at index 1. ``stop`` tells why decoding ended before the innermost
+/// layer's end, if it did; the layers before that point are valid.
+public struct DecodedPacket: Sendable {
+    public var linkType = LinkType.ethernet
+    public var direction = PacketDirection.unknown
+    /// The interface index a Linux cooked v2 header names, 0 otherwise.
+    public var linkInterfaceIndex: UInt32 = 0
+    /// The EtherType after tags at the outermost link layer, 0 when the link type has none.
+    public var etherType: UInt16 = 0
+
+    public var layerCount = 0
+    public var layers = InlineArray<4, NetworkLayer>(repeating: NetworkLayer())
+
+    /// Why decoding stopped early; nil when every layer present was decoded.
+    public var stop: DecodeError? = nil
+
+    /// Set for ICMP / ICMPv6 errors: the quoted original packet (in the innermost layer).
+    public var quoted: QuotedPacket? = nil
+    /// DNS header and first question, for the innermost layer's UDP/TCP payload.
+    public var dns: DNSInfo? = nil
+    /// TLS ClientHello fields, for the innermost layer's TCP payload.
+    public var tls: TLSClientHelloInfo? = nil
+
+    @inlinable public init() {}
+
+    /// The innermost network layer; only valid when ``layerCount`` > 0.
+    @inlinable public var innermost: NetworkLayer { layers[layerCount &- 1] }
+}

@@ -1,0 +1,142 @@
+import CaptureCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a run saw, for the summary on standard error.
+struct AnalysisSummary {
+    var packets: UInt64 = 0
+    var decoded: UInt64 = 0
+    var decodeStops = DecodeStatistics()
+    var tracker = FlowTrackerStatistics()
+    var failures: [String] = []
+    var seconds: Double = 0
+    var fileBytes: Int = 0
+
+    func render() -> String {
+        var s = "\n"
+        s += "packets      \(packets)\n"
+        s += "decoded      \(decoded) (every layer present decoded)\n"
+        let stops = decodeStops.nonZero
+        if !stops.isEmpty {
+            s += "stopped early \(packets - decoded)\n"
+            for (error, count) in stops {
+                s += "  \(error.layer): \(error.reason)".padding(28) + "\(count)\n"
+            }
+        }
+        s += "non-IP       \(tracker.nonIPPackets)\n"
+        s += "flows        \(tracker.flowsOpened)\n"
+        s += "evictions    \(tracker.evictions)\n"
+        if tracker.rejectedPackets > 0 { s += "rejected     \(tracker.rejectedPackets) packets (table full)\n" }
+        if tracker.icmpErrorsAttributed + tracker.icmpErrorsUnmatched > 0 {
+            s += "icmp errors  \(tracker.icmpErrorsAttributed) attributed, \(tracker.icmpErrorsUnmatched) unmatched\n"
+        }
+        if tracker.fragmentsWithoutPorts > 0 {
+            s += "fragments    \(tracker.fragmentsWithoutPorts) later fragments without their first\n"
+        }
+        let rate = seconds > 0 ? Double(packets) / seconds : 0
+        s += "time         \(format(seconds, 3)) s, \(format(rate / 1e6, 2)) M packets/s\n"
+        for f in failures { s += "error: \(f)\n" }
+        return s
+    }
+}
+
+struct Analysis {
+    let decoder: PacketDecoder
+    let files: [String]
+    let showProgress: Bool
+
+    func run<Sink: FlowSink>(_ tracker: inout FlowTracker<Sink>) -> AnalysisSummary {
+        var summary = AnalysisSummary()
+        var packet = DecodedPacket()
+        var interfaceBase = 0
+        let start = monotonicSeconds()
+        for path in files {
+            var reader: CaptureFileReader
+            do {
+                reader = try CaptureFileReader(path: path)
+            } catch {
+                summary.failures.append(error.description)
+                continue
+            }
+            summary.fileBytes += reader.fileSize
+            var bar = ProgressBar(enabled: showProgress && reader.fileSize >= 32 << 20, total: reader.fileSize, name: path)
+            do {
+                while try reader.advance() {
+                    let record = reader.packet
+                    decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
+                    if let stop = packet.stop {
+                        summary.decodeStops.record(stop)
+                    } else {
+                        summary.decoded &+= 1
+                    }
+                    tracker.process(packet, frame: record.bytes, timestamp: record.timestamp,
+                                    wireLength: record.originalLength, interface: interfaceBase &+ record.interfaceIndex)
+                    summary.packets &+= 1
+                    if summary.packets & 0xFFFF == 0 { bar.update(reader.bytesRead, packets: summary.packets) }
+                }
+            } catch {
+                summary.failures.append(error.description)
+            }
+            bar.finish()
+            interfaceBase += max(reader.interfaces.count, 1)
+        }
+        tracker.finish()
+        summary.tracker = tracker.currentStatistics
+        summary.seconds = monotonicSeconds() - start
+        return summary
+    }
+}
+
+/// A one-line progress bar on standard error, redrawn at most ten times a second.
+struct ProgressBar {
+    let enabled: Bool
+    let total: Int
+    let name: String
+    var lastDraw = 0.0
+    let start = monotonicSeconds()
+
+    mutating func update(_ done: Int, packets: UInt64) {
+        guard enabled else { return }
+        let now = monotonicSeconds()
+        guard now - lastDraw >= 0.1 else { return }
+        lastDraw = now
+        let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let rate = Double(packets) / max(now - start, 1e-6)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        writeError("\r\(name) [\(bar)] \(Int(fraction * 100))% \(format(rate / 1e6, 2)) M pkt/s ")
+    }
+
+    func finish() {
+        guard enabled else { return }
+        writeError("\r" + String(repeating: " ", count: 80) + "\r")
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func format(_ value: Double, _ decimals: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    var s = String(rounded)
+    if let dot = s.firstIndex(of: ".") {
+        let have = s.distance(from: dot, to: s.endIndex) - 1
+        if have < decimals { s += String(repeating: "0", count: decimals - have) }
+    } else if decimals > 0 {
+        s += "." + String(repeating: "0", count: decimals)
+    }
+    return s
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}
