@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "ExportersTests", dependencies: ["Exporters", "CaptureCore"], swiftSettings: strict),
         .testTarget(
             name: "PodTapFlowsTests",
-            dependencies: ["CaptureCore", "podtap-flows"],
+            dependencies: ["podtap-flows"],
             path: "Tests/PodTapFlowsTests",
             swiftSettings: strict
         ),

@@ -159,4 +159,20 @@ public struct IPv6ExtensionHeader: ~Escapable {
     /// Routing header: routing type (4 = segment routing) and segments left.
     @inlinable public var routingType: UInt8 { bytes.uint8(at: 2) }
     @inlinable public var segmentsLeft: UInt8 { bytes.uint8(at: 3) }
+
+    /// Routing header: the packet's final destination, for type 0 (RFC 2460, last address),
+    /// type 2 (RFC 6275, home address) and type 4 (RFC 8754 segment routing, segment 0).
+    /// Nil for other types or when no address is present.
+    @inlinable public var finalDestination: IPAddress? {
+        guard headerType == IPProtocol.routing else { return nil }
+        let addresses = (length &- 8) / 16
+        guard addresses > 0 else { return nil }
+        let at: Int
+        switch routingType {
+        case 0, 2: at = 8 &+ (addresses &- 1) &* 16
+        case 4: at = 8
+        default: return nil
+        }
+        return IPAddress(high: bytes.bigEndianUInt64(at: at), low: bytes.bigEndianUInt64(at: at &+ 8))
+    }
 }

@@ -8,7 +8,6 @@ public struct PacketDecoder: Sendable {
     /// The most nested IP layers decoded; deeper ones stop with ``DecodeError/Reason/tooDeep``.
     public static let maximumNetworkLayers = 4
     @usableFromInline static let maximumTags = 4
-    @usableFromInline static let maximumExtensionHeaders = 8
 
     /// UDP destination ports decoded as VXLAN: IANA 4789 and Linux/flannel 8472 by default.
     public var vxlanPorts: (UInt16, UInt16) = (VXLANHeader.ianaPort, VXLANHeader.linuxDefaultPort)
@@ -216,12 +215,11 @@ public struct PacketDecoder: Sendable {
         c.offset &+= IPv6Header.length
         var next = h.nextHeader
         l.protocolNumber = next
-        var count = 0
+        // Each extension header is at least 8 bytes and the offset only grows: the walk is
+        // bounded by the packet's length, however many headers are chained.
         while IPv6ExtensionHeader.isExtension(next) {
-            guard count < Self.maximumExtensionHeaders else { throw DecodeError(.tooDeep, .ipv6Extension) }
-            count &+= 1
             let e = try IPv6ExtensionHeader(validating: frame.extracting(c.offset..<c.end), type: next)
-            if next == IPProtocol.fragment {
+            if next == IPProtocol.fragment && (e.fragmentOffset != 0 || e.moreFragments) {  // not atomic (RFC 6946)
                 l.isFragment = true
                 l.fragmentIdentification = e.fragmentIdentification
                 if e.fragmentOffset != 0 {
@@ -229,6 +227,9 @@ public struct PacketDecoder: Sendable {
                     l.protocolNumber = e.nextHeader
                     return .done
                 }
+            } else if next == IPProtocol.routing, e.segmentsLeft > 0, let final = e.finalDestination {
+                // The flow's end is the final destination, as in the transport pseudo-header (RFC 8200 §8.1).
+                l.destination = final
             }
             c.offset &+= e.length
             next = e.nextHeader
@@ -389,9 +390,7 @@ public struct PacketDecoder: Sendable {
             q.destination = IPAddress(high: frame.bigEndianUInt64(at: o &+ 24), low: frame.bigEndianUInt64(at: o &+ 32))
             proto = frame.uint8(at: o &+ 6)
             o &+= IPv6Header.length
-            var count = 0
-            while IPv6ExtensionHeader.isExtension(proto) && count < Self.maximumExtensionHeaders {
-                count &+= 1
+            while IPv6ExtensionHeader.isExtension(proto) {
                 guard o &+ 8 <= end else { q.protocolNumber = proto; return q }
                 let e = try IPv6ExtensionHeader(validating: frame.extracting(o..<end), type: proto)
                 if proto == IPProtocol.fragment && e.fragmentOffset != 0 {

@@ -73,7 +73,7 @@ public struct FlowDirectionStatistics: Sendable, Hashable {
     public var ipBytes: UInt64 = 0
     /// Bytes of the frames on the wire (original length), whole frames even for tunnelled flows.
     public var wireBytes: UInt64 = 0
-    /// First and last packet in this direction (zero when none).
+    /// First and last packet in this direction (meaningless while ``packets`` is 0).
     public var firstSeen = Timestamp.zero
     public var lastSeen = Timestamp.zero
     /// OR of the TCP flags sent in this direction.
@@ -163,10 +163,9 @@ public struct FlowRecord: Sendable {
     @inlinable public var client: FlowDirectionStatistics { directions[Int(clientSide)] }
     @inlinable public var server: FlowDirectionStatistics { directions[Int(1 &- clientSide)] }
     @inlinable public var firstSeen: Timestamp {
-        let a = directions[0].firstSeen, b = directions[1].firstSeen
-        if a == .zero { return b }
-        if b == .zero { return a }
-        return min(a, b)
+        if directions[0].packets == 0 { return directions[1].firstSeen }
+        if directions[1].packets == 0 { return directions[0].firstSeen }
+        return min(directions[0].firstSeen, directions[1].firstSeen)
     }
     @inlinable public var lastSeen: Timestamp { max(directions[0].lastSeen, directions[1].lastSeen) }
     @inlinable public var packets: UInt64 { directions[0].packets &+ directions[1].packets }

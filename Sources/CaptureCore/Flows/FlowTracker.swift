@@ -162,12 +162,12 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             }
         }
         let previousLast = unsafe f.pointee.directions[direction].lastSeen.nanoseconds
+        if unsafe f.pointee.directions[direction].packets == 0 {
+            unsafe f.pointee.directions[direction].firstSeen = Timestamp(nanoseconds: time)
+        }
         unsafe f.pointee.directions[direction].packets &+= 1
         unsafe f.pointee.directions[direction].ipBytes &+= UInt64(layer.ipLength)
         unsafe f.pointee.directions[direction].wireBytes &+= wireLength
-        if unsafe f.pointee.directions[direction].firstSeen.nanoseconds == 0 {
-            unsafe f.pointee.directions[direction].firstSeen = Timestamp(nanoseconds: time)
-        }
         unsafe f.pointee.directions[direction].lastSeen = Timestamp(nanoseconds: time)
 
         if isTCP {
@@ -216,6 +216,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         if flags.contains(.syn) {
             if !flags.contains(.ack) {
                 if state == .none {
+                    unsafe f.pointee.trackerFlags |= 0x80  // the SYN was seen: RTTs can be measured
                     unsafe f.pointee.tcpState = .synSent
                     unsafe f.pointee.clientSide = UInt8(direction)
                     unsafe f.pointee.clientFromHandshake = true
@@ -225,7 +226,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 unsafe f.pointee.clientSide = UInt8(1 &- direction)
                 unsafe f.pointee.clientFromHandshake = true
                 let synTime = unsafe f.pointee.directions[1 &- direction].firstSeen.nanoseconds
-                if state == .synSent && synTime != 0 {
+                if state == .synSent && time >= synTime {
                     unsafe f.pointee.serverRTTMicroseconds = Self.microseconds(time &- synTime)
                 }
             }
@@ -246,8 +247,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 switch state {
                 case .synReceived where direction == client:
                     unsafe f.pointee.tcpState = .established
+                    // Set only after a SYN and SYN-ACK were seen, so the client direction has its SYN time.
                     let synTime = unsafe f.pointee.directions[client].firstSeen.nanoseconds
-                    if synTime != 0 { unsafe f.pointee.handshakeRTTMicroseconds = Self.microseconds(time &- synTime) }
+                    if unsafe f.pointee.trackerFlags & 0x80 != 0 && time >= synTime {
+                        unsafe f.pointee.handshakeRTTMicroseconds = Self.microseconds(time &- synTime)
+                    }
                 case .closing:
                     let lastFinDirection = unsafe (f.pointee.trackerFlags & 0x40) != 0 ? 1 : 0
                     if direction != lastFinDirection { unsafe f.pointee.tcpState = .closed }

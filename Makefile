@@ -1,0 +1,30 @@
+# PodTap — two commands on a fresh Debian machine (as root):
+#   make demo   build the offline analyzer and run it on the shipped pod-traffic capture
+#   make test   install what is missing, build, run every test
+export PATH := /opt/swift/usr/bin:$(PATH)
+SWIFT ?= swift
+
+.PHONY: all deps build release test demo clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release --product podtap-flows
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+demo: release
+	@mkdir -p .build
+	@gunzip -c Demo/pod-traffic.pcap.gz > .build/demo.pcap
+	.build/release/podtap-flows --format table --sort bytes --limit 25 .build/demo.pcap
+
+clean:
+	rm -rf .build

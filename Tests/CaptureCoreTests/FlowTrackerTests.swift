@@ -1,0 +1,285 @@
+import CaptureCore
+import Testing
+
+/// Feeds frames to a tracker with explicit capture times (milliseconds).
+struct TrackerHarness: ~Copyable {
+    var tracker: FlowTracker<CollectingFlowSink>
+    let decoder = PacketDecoder()
+
+    init(_ configuration: FlowTrackerConfiguration = FlowTrackerConfiguration()) {
+        tracker = FlowTracker(configuration: configuration, sink: CollectingFlowSink())
+    }
+
+    mutating func feed(_ frame: [UInt8], atMilliseconds ms: UInt64) {
+        var p = DecodedPacket()
+        unsafe decoder.decode(frame.span.bytes, linkType: .ethernet, into: &p)
+        unsafe tracker.process(p, frame: frame.span.bytes, timestamp: Timestamp(nanoseconds: ms * 1_000_000),
+                               wireLength: frame.count)
+    }
+
+    mutating func finish() -> [FlowRecord] {
+        tracker.finish()
+        return tracker.sink.closed
+    }
+}
+
+@Suite("Flow tracker")
+struct FlowTrackerTests {
+    static let c = "10.244.1.5", s = "10.244.2.7"
+
+    /// A full connection: handshake (RTT 3 ms: SYN at 0, SYN-ACK at 1, ACK at 3), a request,
+    /// a two-segment response, FIN from the client, FIN from the server, last ACK.
+    static func connection(_ h: inout TrackerHarness, base: UInt64 = 0, sport: UInt16 = 40000) {
+        h.feed(FrameBuilder.tcp4(c, sport, s, 80, seq: 100, flags: .syn), atMilliseconds: base)
+        h.feed(FrameBuilder.tcp4(s, 80, c, sport, seq: 900, ack: 101, flags: [.syn, .ack]), atMilliseconds: base + 1)
+        h.feed(FrameBuilder.tcp4(c, sport, s, 80, seq: 101, ack: 901, flags: .ack), atMilliseconds: base + 3)
+        h.feed(FrameBuilder.tcp4(c, sport, s, 80, seq: 101, ack: 901, flags: [.ack, .psh], payload: [UInt8](repeating: 1, count: 100)), atMilliseconds: base + 4)
+        h.feed(FrameBuilder.tcp4(s, 80, c, sport, seq: 901, ack: 201, flags: .ack, payload: [UInt8](repeating: 2, count: 1000)), atMilliseconds: base + 5)
+        h.feed(FrameBuilder.tcp4(s, 80, c, sport, seq: 1901, ack: 201, flags: [.ack, .psh], payload: [UInt8](repeating: 2, count: 500)), atMilliseconds: base + 6)
+        h.feed(FrameBuilder.tcp4(c, sport, s, 80, seq: 201, ack: 2401, flags: [.fin, .ack]), atMilliseconds: base + 7)
+        h.feed(FrameBuilder.tcp4(s, 80, c, sport, seq: 2401, ack: 202, flags: [.fin, .ack]), atMilliseconds: base + 8)
+        h.feed(FrameBuilder.tcp4(c, sport, s, 80, seq: 202, ack: 2402, flags: .ack), atMilliseconds: base + 9)
+    }
+
+    @Test("A full TCP connection: client, server, counters, RTT, FIN close")
+    func fullConnection() throws {
+        var h = TrackerHarness()
+        Self.connection(&h)
+        #expect(h.tracker.statistics.flowsOpened == 1)
+        let flows = h.finish()
+        #expect(flows.count == 1)
+        let f = try #require(flows.first)
+        #expect(f.tcpState == .closed)
+        #expect(f.clientFromHandshake)
+        let clientIsA = f.key.a == IPAddress(Self.c)
+        #expect(f.clientSide == (clientIsA ? 0 : 1))
+        #expect(f.client.packets == 5 && f.server.packets == 4)
+        #expect(f.client.ipBytes == 5 * 40 + 100)
+        #expect(f.server.ipBytes == 4 * 40 + 1500)
+        #expect(f.client.wireBytes == 5 * 54 + 100)
+        #expect(f.handshakeRTTMicroseconds == 3000)
+        #expect(f.serverRTTMicroseconds == 1000)
+        #expect(f.client.retransmissions == 0 && f.server.retransmissions == 0)
+        #expect(f.client.tcpFlags.isSuperset(of: [.syn, .ack, .psh, .fin]))
+        #expect(f.firstSeen == Timestamp(nanoseconds: 0) && f.lastSeen == Timestamp(nanoseconds: 9_000_000))
+        #expect(f.endReason == .endOfCapture)
+    }
+
+    @Test("Finished connections are emitted after the linger timeout, not before")
+    func finishedLinger() {
+        var h = TrackerHarness()
+        Self.connection(&h)
+        h.tracker.expire(at: Timestamp(nanoseconds: 4_000_000_000))
+        #expect(h.tracker.sink.closed.isEmpty)
+        h.tracker.expire(at: Timestamp(nanoseconds: 5_100_000_000))
+        #expect(h.tracker.sink.closed.count == 1)
+        #expect(h.tracker.sink.closed.first?.endReason == .tcpFinished)
+    }
+
+    @Test("SYN answered by RST is refused; RST after data is reset")
+    func refusedAndReset() {
+        var h = TrackerHarness()
+        h.feed(FrameBuilder.tcp4(Self.c, 1, Self.s, 81, seq: 1, flags: .syn), atMilliseconds: 0)
+        h.feed(FrameBuilder.tcp4(Self.s, 81, Self.c, 1, seq: 0, ack: 2, flags: [.rst, .ack]), atMilliseconds: 1)
+        h.feed(FrameBuilder.tcp4(Self.c, 2, Self.s, 80, seq: 1, ack: 1, flags: [.ack, .psh], payload: [1]), atMilliseconds: 2)
+        h.feed(FrameBuilder.tcp4(Self.s, 80, Self.c, 2, seq: 1, flags: .rst), atMilliseconds: 3)
+        let flows = h.finish()
+        #expect(flows.first { $0.key.portA == 81 || $0.key.portB == 81 }?.tcpState == .refused)
+        let reset = flows.first { $0.key.portA == 2 || $0.key.portB == 2 }
+        #expect(reset?.tcpState == .reset)
+        #expect(reset?.clientFromHandshake == false)
+    }
+
+    @Test("Missed handshake: the side with the higher port is the client")
+    func midstream() {
+        var h = TrackerHarness()
+        h.feed(FrameBuilder.tcp4(Self.s, 5432, Self.c, 51000, seq: 10, ack: 10, flags: .ack, payload: [1, 2, 3]), atMilliseconds: 0)
+        let f = h.finish()[0]
+        #expect(f.tcpState == .established)
+        #expect(!f.clientFromHandshake)
+        #expect(f.client.packets == 0 && f.server.packets == 1)
+        let clientAddress = f.clientSide == 0 ? f.key.a : f.key.b
+        #expect(clientAddress == IPAddress(Self.c))
+    }
+
+    @Test("Retransmission, reordering and zero-window events are counted per direction")
+    func sequenceAnalysis() {
+        var h = TrackerHarness()
+        let c = Self.c, s = Self.s
+        h.feed(FrameBuilder.tcp4(c, 3, s, 80, seq: 1, flags: .syn), atMilliseconds: 0)
+        h.feed(FrameBuilder.tcp4(s, 80, c, 3, seq: 1, ack: 2, flags: [.syn, .ack]), atMilliseconds: 1)
+        h.feed(FrameBuilder.tcp4(c, 3, s, 80, seq: 2, ack: 2, flags: .ack), atMilliseconds: 2)
+        let data = [UInt8](repeating: 0, count: 100)
+        h.feed(FrameBuilder.tcp4(c, 3, s, 80, seq: 2, ack: 2, flags: .ack, payload: data), atMilliseconds: 10)
+        h.feed(FrameBuilder.tcp4(c, 3, s, 80, seq: 202, ack: 2, flags: .ack, payload: data), atMilliseconds: 11)  // 102..<202 missing
+        h.feed(FrameBuilder.tcp4(c, 3, s, 80, seq: 102, ack: 2, flags: .ack, payload: data), atMilliseconds: 12)  // reordered, 1 ms later
+        h.feed(FrameBuilder.tcp4(c, 3, s, 80, seq: 2, ack: 2, flags: .ack, payload: data), atMilliseconds: 500)   // retransmitted, long after
+        h.feed(FrameBuilder.tcp4(c, 3, s, 80, seq: 301, ack: 2, flags: .ack), atMilliseconds: 510)                // keep-alive probe
+        h.feed(FrameBuilder.tcp4(s, 80, c, 3, seq: 2, ack: 302, flags: .ack, window: 0), atMilliseconds: 520)
+        h.feed(FrameBuilder.tcp4(s, 80, c, 3, seq: 2, ack: 302, flags: .ack, window: 0), atMilliseconds: 521)
+        h.feed(FrameBuilder.tcp4(s, 80, c, 3, seq: 2, ack: 302, flags: .ack, window: 100), atMilliseconds: 530)
+        h.feed(FrameBuilder.tcp4(s, 80, c, 3, seq: 2, ack: 302, flags: .ack, window: 0), atMilliseconds: 540)
+        let f = h.finish()[0]
+        #expect(f.client.outOfOrder == 1)
+        #expect(f.client.retransmissions == 1)
+        #expect(f.server.zeroWindowEvents == 2)
+        #expect(f.client.zeroWindowEvents == 0)
+    }
+
+    @Test("Idle timeouts close flows per protocol; active timeout sends interim updates")
+    func timeouts() {
+        var configuration = FlowTrackerConfiguration()
+        configuration.timeouts.active = 10_000_000_000
+        var h = TrackerHarness(configuration)
+        let dns = FrameBuilder.udp4(Self.c, 5000, Self.s, 53, payload: FrameBuilder.dns(id: 1, response: false, name: "a.b", type: 1))
+        h.feed(dns, atMilliseconds: 0)
+        // A long-lived TCP stream with a packet every second for 25 s.
+        for second in 0..<25 {
+            h.feed(FrameBuilder.tcp4(Self.c, 7000, Self.s, 6379, seq: UInt32(1 + second * 10), ack: 1, flags: .ack,
+                                     payload: [UInt8](repeating: 0, count: 10)), atMilliseconds: UInt64(second) * 1000)
+        }
+        #expect(h.tracker.sink.updated == 2)  // at 10 s and 20 s
+        h.tracker.expire(at: Timestamp(nanoseconds: 59_000_000_000))
+        #expect(h.tracker.sink.closed.isEmpty)
+        h.tracker.expire(at: Timestamp(nanoseconds: 61_000_000_000))
+        #expect(h.tracker.sink.closed.count == 1)
+        #expect(h.tracker.sink.closed.first?.key.protocolNumber == 17)
+        #expect(h.tracker.sink.closed.first?.endReason == .idleTimeout)
+        #expect(h.tracker.activeFlows == 1)
+    }
+
+    @Test("A full table evicts (counted) and memory stays fixed; rejectNew counts rejected packets")
+    func capacity() {
+        var configuration = FlowTrackerConfiguration(capacity: 64)
+        var h = TrackerHarness(configuration)
+        let before = h.tracker.tableBytes
+        for i in 0..<1000 {
+            h.feed(FrameBuilder.udp4(Self.c, UInt16(10000 + i), Self.s, 53, payload: []), atMilliseconds: UInt64(i))
+        }
+        #expect(h.tracker.activeFlows == 64)
+        #expect(h.tracker.statistics.evictions == 1000 - 64)
+        #expect(h.tracker.sink.closed.count == 1000 - 64)
+        #expect(h.tracker.sink.closed.allSatisfy { $0.endReason == .evicted })
+        #expect(h.tracker.tableBytes == before)
+        // Every surviving flow is still found: eviction kept the index consistent.
+        let flows = h.finish()
+        #expect(Set(flows.map { $0.key }).count == 1000)
+
+        configuration.eviction = .rejectNew
+        var r = TrackerHarness(configuration)
+        for i in 0..<100 {
+            r.feed(FrameBuilder.udp4(Self.c, UInt16(10000 + i), Self.s, 53, payload: []), atMilliseconds: UInt64(i))
+        }
+        #expect(r.tracker.activeFlows == 64)
+        #expect(r.tracker.statistics.rejectedPackets == 36)
+        #expect(r.tracker.statistics.evictions == 0)
+    }
+
+    @Test("Random insert/remove churn keeps every live flow findable (backward-shift deletion)")
+    func churn() {
+        var configuration = FlowTrackerConfiguration(capacity: 256)
+        configuration.timeouts.udp = 50_000_000  // 50 ms
+        var h = TrackerHarness(configuration)
+        var rng: UInt64 = 42
+        var packets = 0
+        for t in 0..<20_000 {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            let port = UInt16(truncatingIfNeeded: rng >> 33) % 600
+            h.feed(FrameBuilder.udp4(Self.c, 20000 + port, Self.s, 53, payload: []), atMilliseconds: UInt64(t))
+            packets += 1
+        }
+        let flows = h.finish()
+        let total = flows.reduce(0) { $0 + Int($1.packets) }
+        #expect(total == packets, "every packet counted in exactly one closed flow")
+        #expect(h.tracker.statistics.flowsOpened == h.tracker.statistics.flowsClosed)
+    }
+
+    @Test("ICMP errors are attributed to the flow of the packet they quote")
+    func icmpAttribution() {
+        var h = TrackerHarness()
+        let udp = FrameBuilder.udp4(Self.c, 40000, Self.s, 53, payload: [1, 2, 3, 4])
+        h.feed(udp, atMilliseconds: 0)
+        var b = FrameBuilder()
+        b.ethernet(type: 0x0800)
+        let ip = b.ipv4(Self.s, Self.c, proto: 1)
+        b.bytes += [3, 3, 0, 0, 0, 0, 0, 0] + Array(udp[14..<(14 + 28)])
+        b.finishIPv4(at: ip)
+        h.feed(b.bytes, atMilliseconds: 1)
+        #expect(h.tracker.statistics.icmpErrorsAttributed == 1)
+        let flows = h.finish()
+        let u = flows.first { $0.key.protocolNumber == 17 }
+        #expect(u?.icmpErrors == 1 && u?.lastICMPType == 3 && u?.lastICMPCode == 3)
+        #expect(flows.contains { $0.key.protocolNumber == 1 }, "the ICMP packet itself is still counted")
+    }
+
+    @Test("Later IP fragments are counted in the flow of their first fragment")
+    func fragmentAttribution() {
+        var h = TrackerHarness()
+        var first = FrameBuilder()
+        first.ethernet(type: 0x0800)
+        let ip1 = first.ipv4(Self.c, Self.s, proto: 17, id: 9, moreFragments: true)
+        first.udp(1111, 2222, payload: [UInt8](repeating: 0, count: 1472))
+        first.put16(UInt16(8 + 2000), at: ip1 + 20 + 4)
+        first.finishIPv4(at: ip1)
+        var later = FrameBuilder()
+        later.ethernet(type: 0x0800)
+        let ip2 = later.ipv4(Self.c, Self.s, proto: 17, id: 9, fragmentOffset: 1480)
+        later.bytes += [UInt8](repeating: 0, count: 528)
+        later.finishIPv4(at: ip2)
+        h.feed(first.bytes, atMilliseconds: 0)
+        h.feed(later.bytes, atMilliseconds: 1)
+        let flows = h.finish()
+        #expect(flows.count == 1)
+        #expect(flows.first?.packets == 2)
+        #expect(flows.first?.ipBytes == UInt64(1500 + 548))
+        #expect(h.tracker.statistics.fragmentsWithoutPorts == 0)
+    }
+
+    @Test("DNS latency from query to matching response; names interned once")
+    func dnsLatency() throws {
+        var h = TrackerHarness()
+        let name = "redis.cache.svc.cluster.local"
+        h.feed(FrameBuilder.udp4(Self.c, 5353, "10.96.0.10", 53, payload: FrameBuilder.dns(id: 7, response: false, name: name, type: 1)), atMilliseconds: 100)
+        h.feed(FrameBuilder.udp4("10.96.0.10", 53, Self.c, 5353, payload: FrameBuilder.dns(id: 7, response: true, name: name, type: 1, answers: 2)), atMilliseconds: 103)
+        h.feed(FrameBuilder.udp4(Self.c, 6000, "10.96.0.10", 53, payload: FrameBuilder.dns(id: 8, response: false, name: "REDIS.cache.svc.cluster.local", type: 1)), atMilliseconds: 104)
+        #expect(h.tracker.names.count == 1)
+        let flows = h.finish()
+        let d = try #require(flows.first { $0.key.portA == 5353 || $0.key.portB == 5353 }?.dns)
+        #expect(d.queries == 1 && d.responses == 1 && d.answers == 2 && d.responseCode == 0)
+        #expect(d.latencyMicroseconds == 3000)
+        #expect(h.tracker.names[d.queryName] == name)
+    }
+
+    @Test("TLS SNI and ALPN are kept on the flow")
+    func tlsNames() throws {
+        var h = TrackerHarness()
+        let hello = FrameBuilder.clientHello(sni: "checkout.shop.svc", alpn: "h2", versions: [0x0304])
+        h.feed(FrameBuilder.tcp4(Self.c, 50000, Self.s, 443, seq: 1, ack: 1, flags: [.ack, .psh], payload: hello), atMilliseconds: 0)
+        let t = try #require(h.finish().first?.tls)
+        #expect(h.tracker.names[t.serverName] == "checkout.shop.svc")
+        #expect(h.tracker.names[t.alpn] == "h2")
+        #expect(t.offeredVersion == 0x0304)
+    }
+
+    @Test("VXLAN: the inner flow is one bidirectional flow despite per-direction outer ports; the outer flow is marked")
+    func vxlanFlows() {
+        var h = TrackerHarness()
+        func wrap(_ inner: [UInt8], from: String, to: String, sport: UInt16) -> [UInt8] {
+            var b = FrameBuilder()
+            b.ethernet(type: 0x0800)
+            let ip = b.ipv4(from, to, proto: 17)
+            b.udp(sport, 8472, payload: [0x08, 0, 0, 0, 0, 0, 1, 0] + inner)
+            b.finishIPv4(at: ip)
+            return b.bytes
+        }
+        h.feed(wrap(FrameBuilder.tcp4(Self.c, 1000, Self.s, 80, seq: 1, flags: .syn), from: "10.0.0.11", to: "10.0.0.12", sport: 40001), atMilliseconds: 0)
+        h.feed(wrap(FrameBuilder.tcp4(Self.s, 80, Self.c, 1000, seq: 1, ack: 2, flags: [.syn, .ack]), from: "10.0.0.12", to: "10.0.0.11", sport: 50002), atMilliseconds: 1)
+        let flows = h.finish()
+        let inner = flows.filter { $0.key.tunnel == .vxlan }
+        let outer = flows.filter { $0.carriesTunnel }
+        #expect(inner.count == 1 && outer.count == 2)
+        #expect(inner.first?.packets == 2 && inner.first?.tcpState == .synReceived)
+        #expect(inner.first?.outerSource == IPAddress("10.0.0.11"))
+        #expect(inner.first?.key.tunnelID == 1)
+    }
+}
