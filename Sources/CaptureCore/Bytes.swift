@@ -45,4 +45,11 @@ extension RawSpan {
     func littleEndianUInt32(at offset: Int) -> UInt32 {
         UInt32(littleEndian: unsafe unsafeLoadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
+
+    /// A 64-bit value at `offset` in the given byte order (pcapng options such as `if_tsoffset`).
+    @inlinable @inline(__always)
+    func uint64(at offset: Int, bigEndian: Bool) -> UInt64 {
+        let raw = unsafe unsafeLoadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        return bigEndian ? UInt64(bigEndian: raw) : UInt64(littleEndian: raw)
+    }
 }
