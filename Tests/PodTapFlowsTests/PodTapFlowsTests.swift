@@ -121,10 +121,13 @@ struct PodTapFlowsTests {
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("PROTO") == true)
         #expect(lines.count == 12)  // header, 10 rows, the "more flows" note
-        let column = lines[0].range(of: "SERVER")!.lowerBound.utf16Offset(in: lines[0])
-        for row in lines[1...10] {
-            let prefix = String(row.utf16.prefix(column + 1))!
-            #expect(prefix.last == " " || prefix.last?.isNumber == true || prefix.last == "]", "row misaligned: \(row)")
+        // Every row's SERVER and STATE cells start exactly under their headings.
+        for heading in ["SERVER", "STATE"] {
+            let column = lines[0].range(of: heading)!.lowerBound.utf16Offset(in: lines[0])
+            for row in lines[1...10] {
+                let cells = Array(row.utf16)
+                #expect(cells[column - 1] == 0x20 && cells[column] != 0x20, "\(heading) misaligned: \(row)")
+            }
         }
     }
 
