@@ -11,21 +11,21 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
     @inlinable public init(pcapHeaderField value: UInt32) { self.rawValue = value & 0xFFFF }
 
     /// BSD loopback / null: a 4-byte host-order address family. The corresponding C constant is `LINKTYPE_NULL`.
-    public static let null = LinkType(rawValue: 0)
+    @inlinable public static var null: LinkType { LinkType(rawValue: 0) }
     /// Ethernet II, with optional 802.1Q / 802.1ad tags. `LINKTYPE_ETHERNET`.
-    public static let ethernet = LinkType(rawValue: 1)
+    @inlinable public static var ethernet: LinkType { LinkType(rawValue: 1) }
     /// Raw IP, version from the first nibble. `LINKTYPE_RAW` (DLT 12/14 on some systems map here too).
-    public static let raw = LinkType(rawValue: 101)
+    @inlinable public static var raw: LinkType { LinkType(rawValue: 101) }
     /// OpenBSD loopback: like ``null`` but network byte order. `LINKTYPE_LOOP`.
-    public static let loop = LinkType(rawValue: 108)
+    @inlinable public static var loop: LinkType { LinkType(rawValue: 108) }
     /// Linux cooked capture v1 (16-byte header). `LINKTYPE_LINUX_SLL`.
-    public static let linuxSLL = LinkType(rawValue: 113)
+    @inlinable public static var linuxSLL: LinkType { LinkType(rawValue: 113) }
     /// Raw IPv4. `LINKTYPE_IPV4`.
-    public static let ipv4 = LinkType(rawValue: 228)
+    @inlinable public static var ipv4: LinkType { LinkType(rawValue: 228) }
     /// Raw IPv6. `LINKTYPE_IPV6`.
-    public static let ipv6 = LinkType(rawValue: 229)
+    @inlinable public static var ipv6: LinkType { LinkType(rawValue: 229) }
     /// Linux cooked capture v2 (20-byte header, carries the interface index). `LINKTYPE_LINUX_SLL2`.
-    public static let linuxSLL2 = LinkType(rawValue: 276)
+    @inlinable public static var linuxSLL2: LinkType { LinkType(rawValue: 276) }
 
     public var description: String {
         switch self {

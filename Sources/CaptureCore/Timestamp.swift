@@ -12,7 +12,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     @inlinable public init(seconds: UInt64, nanoseconds: UInt64) {
         self.nanoseconds = seconds &* 1_000_000_000 &+ nanoseconds
     }
-    public static let zero = Timestamp(nanoseconds: 0)
+    @inlinable public static var zero: Timestamp { Timestamp(nanoseconds: 0) }
 
     @inlinable public var seconds: UInt64 { nanoseconds / 1_000_000_000 }
     @inlinable public var microseconds: UInt64 { nanoseconds / 1000 }

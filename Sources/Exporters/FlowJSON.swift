@@ -19,15 +19,15 @@ public enum FlowJSON {
         let (cip, cport) = clientIsA ? (r.key.a, r.key.portA) : (r.key.b, r.key.portB)
         let (sip, sport) = clientIsA ? (r.key.b, r.key.portB) : (r.key.a, r.key.portA)
         out.beginObject()
-        out.field("event", event.description)
+        out.field("event", event.name)
         out.field("proto", FlowKey.protocolName(r.key.protocolNumber))
         out.field("ip_version", r.key.a.isIPv4 ? 4 : 6)
         out.beginObject("client")
-        out.field("ip", cip.description)
+        out.field("ip", cip)
         out.field("port", Int(cport))
         out.endObject()
         out.beginObject("server")
-        out.field("ip", sip.description)
+        out.field("ip", sip)
         out.field("port", Int(sport))
         out.endObject()
         out.field("client_from_handshake", r.clientFromHandshake)
@@ -36,8 +36,8 @@ public enum FlowJSON {
             out.beginObject("tunnel")
             out.field("kind", r.key.tunnel.description)
             out.field("id", Int(r.key.tunnelID))
-            out.field("outer_src", r.outerSource.description)
-            out.field("outer_dst", r.outerDestination.description)
+            out.field("outer_src", r.outerSource)
+            out.field("outer_dst", r.outerDestination)
             out.endObject()
         }
         if r.carriesTunnel { out.field("carries_tunnel", true) }
@@ -109,6 +109,17 @@ public enum FlowJSON {
         case 0x0300: "SSL3.0"
         case 0: "unknown"
         default: "0x" + String(v, radix: 16)
+        }
+    }
+}
+
+extension FlowEvent {
+    /// The event's name as a static string ("opened", "updated", "closed").
+    var name: StaticString {
+        switch self {
+        case .opened: "opened"
+        case .updated: "updated"
+        case .closed: "closed"
         }
     }
 }

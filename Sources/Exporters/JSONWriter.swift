@@ -1,3 +1,5 @@
+public import CaptureCore
+
 /// A small JSON text builder that appends UTF-8 into a reusable byte buffer.
 ///
 /// Flow logs are written per flow, at rates of 10⁵ flows per second, so this avoids
@@ -109,9 +111,42 @@ public struct JSONBuffer: Sendable {
         needsComma = true
     }
 
+    /// An address as a JSON string, formatted without intermediate strings for IPv4.
+    public mutating func field(_ key: StaticString, _ value: IPAddress) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "\""))
+        appendAddress(value)
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
+    }
+
     public mutating func element(_ value: String) {
         comma()
         appendQuoted(value)
+    }
+
+    // MARK: Raw text (CSV and other line formats share the number formatting)
+
+    /// Appends `value` in decimal.
+    public mutating func appendDecimal(_ value: UInt64) { appendInteger(value) }
+    public mutating func appendRaw(_ s: StaticString) { append(s) }
+    public mutating func appendRaw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    public mutating func appendByte(_ b: UInt8) { bytes.append(b) }
+
+    /// Dotted quad for IPv4 (no allocation), RFC 5952 text for IPv6.
+    public mutating func appendAddress(_ a: IPAddress) {
+        guard a.isIPv4 else {
+            bytes.append(contentsOf: a.description.utf8)
+            return
+        }
+        let v = a.ipv4Value
+        appendInteger(UInt64(v >> 24))
+        bytes.append(UInt8(ascii: "."))
+        appendInteger(UInt64((v >> 16) & 0xFF))
+        bytes.append(UInt8(ascii: "."))
+        appendInteger(UInt64((v >> 8) & 0xFF))
+        bytes.append(UInt8(ascii: "."))
+        appendInteger(UInt64(v & 0xFF))
     }
 
     mutating func append(_ s: StaticString) {

@@ -133,12 +133,15 @@ struct FlowTrackerTests {
         var h = TrackerHarness(configuration)
         let dns = FrameBuilder.udp4(Self.c, 5000, Self.s, 53, payload: FrameBuilder.dns(id: 1, response: false, name: "a.b", type: 1))
         h.feed(dns, atMilliseconds: 0)
-        // A long-lived TCP stream with a packet every second for 25 s.
+        // A long-lived TCP stream with a packet every second for 25 s; the agent's timer calls
+        // expire(at:) every second, as a live capture loop does.
         for second in 0..<25 {
             h.feed(FrameBuilder.tcp4(Self.c, 7000, Self.s, 6379, seq: UInt32(1 + second * 10), ack: 1, flags: .ack,
                                      payload: [UInt8](repeating: 0, count: 10)), atMilliseconds: UInt64(second) * 1000)
+            h.tracker.expire(at: Timestamp(nanoseconds: UInt64(second) * 1_000_000_000 + 500_000_000))
         }
-        #expect(h.tracker.sink.updated == 2)  // at 10 s and 20 s
+        // Both flows are alive (UDP idles out after 60 s): each gets an interim record at 10 s and 20 s.
+        #expect(h.tracker.sink.updated == 4)
         h.tracker.expire(at: Timestamp(nanoseconds: 59_000_000_000))
         #expect(h.tracker.sink.closed.isEmpty)
         h.tracker.expire(at: Timestamp(nanoseconds: 61_000_000_000))

@@ -26,7 +26,7 @@ public struct DNSInfo: Hashable, Sendable {
 
 /// Parsing of DNS messages over UDP (and the first message of a TCP segment).
 public enum DNSMessage {
-    public static let headerLength = 12
+    @inlinable public static var headerLength: Int { 12 }
 
     /// Parses the header and the first question of the message at `offset..<end` of `frame`.
     /// - Throws: ``DecodeError`` at layer `.dns` when the header or question runs past the data.

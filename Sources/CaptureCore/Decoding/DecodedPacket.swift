@@ -53,6 +53,7 @@ public struct NetworkLayer: Sendable {
     public var sequenceNumber: UInt32 = 0
     public var acknowledgmentNumber: UInt32 = 0
     public var window: UInt16 = 0
+    /// TCP options: parsed on SYN segments (see ``PacketDecoder/decodesTCPOptionsOnEverySegment``).
     public var tcpOptions = TCPOptions()
     /// Transport payload length as the IP header claims it (not cut by the snap length).
     public var payloadLength: UInt32 = 0
@@ -62,6 +63,42 @@ public struct NetworkLayer: Sendable {
     public var icmpCode: UInt8 = 0
 
     @inlinable public init() {}
+}
+
+/// The network layers of a packet, outermost first: four slots (``PacketDecoder/maximumNetworkLayers``),
+/// of which ``DecodedPacket/layerCount`` are valid.
+///
+/// Stored as four fields rather than an array so that reading one layer of a borrowed packet
+/// projects just that field: the hot path copies one layer, never the whole packet.
+public struct NetworkLayers: Sendable {
+    @usableFromInline var layer0 = NetworkLayer()
+    @usableFromInline var layer1 = NetworkLayer()
+    @usableFromInline var layer2 = NetworkLayer()
+    @usableFromInline var layer3 = NetworkLayer()
+
+    @inlinable public init() {}
+
+    /// Layer `index` (0 is the outermost). - Precondition: `0 <= index < 4`.
+    @inlinable public subscript(index: Int) -> NetworkLayer {
+        _read {
+            switch index {
+            case 0: yield layer0
+            case 1: yield layer1
+            case 2: yield layer2
+            case 3: yield layer3
+            default: preconditionFailure("network layer index \(index) out of range 0..<4")
+            }
+        }
+        _modify {
+            switch index {
+            case 0: yield &layer0
+            case 1: yield &layer1
+            case 2: yield &layer2
+            case 3: yield &layer3
+            default: preconditionFailure("network layer index \(index) out of range 0..<4")
+            }
+        }
+    }
 }
 
 /// The 5-tuple quoted inside an ICMP or ICMPv6 error: the packet that caused it.
@@ -91,7 +128,7 @@ public struct DecodedPacket: Sendable {
     public var etherType: UInt16 = 0
 
     public var layerCount = 0
-    public var layers = InlineArray<4, NetworkLayer>(repeating: NetworkLayer())
+    public var layers = NetworkLayers()
 
     /// Why decoding stopped early; nil when every layer present was decoded.
     public var stop: DecodeError? = nil

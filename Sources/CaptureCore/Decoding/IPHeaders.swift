@@ -1,23 +1,23 @@
 /// IP protocol numbers (IANA). The corresponding C constants are `IPPROTO_*`.
 public enum IPProtocol {
-    public static let hopByHop: UInt8 = 0
-    public static let icmp: UInt8 = 1
-    public static let ipip: UInt8 = 4
-    public static let tcp: UInt8 = 6
-    public static let udp: UInt8 = 17
-    public static let ipv6: UInt8 = 41
-    public static let routing: UInt8 = 43
-    public static let fragment: UInt8 = 44
-    public static let gre: UInt8 = 47
-    public static let esp: UInt8 = 50
-    public static let authentication: UInt8 = 51
-    public static let icmpv6: UInt8 = 58
-    public static let noNextHeader: UInt8 = 59
-    public static let destinationOptions: UInt8 = 60
-    public static let sctp: UInt8 = 132
-    public static let mobility: UInt8 = 135
-    public static let hip: UInt8 = 139
-    public static let shim6: UInt8 = 140
+    @inlinable public static var hopByHop: UInt8 { 0 }
+    @inlinable public static var icmp: UInt8 { 1 }
+    @inlinable public static var ipip: UInt8 { 4 }
+    @inlinable public static var tcp: UInt8 { 6 }
+    @inlinable public static var udp: UInt8 { 17 }
+    @inlinable public static var ipv6: UInt8 { 41 }
+    @inlinable public static var routing: UInt8 { 43 }
+    @inlinable public static var fragment: UInt8 { 44 }
+    @inlinable public static var gre: UInt8 { 47 }
+    @inlinable public static var esp: UInt8 { 50 }
+    @inlinable public static var authentication: UInt8 { 51 }
+    @inlinable public static var icmpv6: UInt8 { 58 }
+    @inlinable public static var noNextHeader: UInt8 { 59 }
+    @inlinable public static var destinationOptions: UInt8 { 60 }
+    @inlinable public static var sctp: UInt8 { 132 }
+    @inlinable public static var mobility: UInt8 { 135 }
+    @inlinable public static var hip: UInt8 { 139 }
+    @inlinable public static var shim6: UInt8 { 140 }
 }
 
 /// A borrowed IPv4 header (RFC 791). Valid only while the frame's bytes are.
@@ -32,7 +32,7 @@ public enum IPProtocol {
 /// |                options (IHL > 5)                      |
 /// ```
 public struct IPv4Header: ~Escapable {
-    public static let minimumLength = 20
+    @inlinable public static var minimumLength: Int { 20 }
     @usableFromInline let bytes: RawSpan
 
     /// Checks every length the accessors use; never traps on hostile input.
@@ -85,7 +85,7 @@ public struct IPv4Header: ~Escapable {
 /// |              destination address (16 bytes)               |
 /// ```
 public struct IPv6Header: ~Escapable {
-    public static let length = 40
+    @inlinable public static var length: Int { 40 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)

@@ -1,14 +1,14 @@
 /// EtherType values the decoder dispatches on. The corresponding C constants are `ETH_P_*`.
 public enum EtherType {
-    public static let ipv4: UInt16 = 0x0800
-    public static let arp: UInt16 = 0x0806
-    public static let vlan: UInt16 = 0x8100      // 802.1Q
-    public static let qinq: UInt16 = 0x88A8      // 802.1ad
-    public static let qinqLegacy: UInt16 = 0x9100
-    public static let ipv6: UInt16 = 0x86DD
-    public static let mplsUnicast: UInt16 = 0x8847
-    public static let mplsMulticast: UInt16 = 0x8848
-    public static let transparentEthernetBridging: UInt16 = 0x6558  // Ethernet inside GRE / Geneve
+    @inlinable public static var ipv4: UInt16 { 0x0800 }
+    @inlinable public static var arp: UInt16 { 0x0806 }
+    @inlinable public static var vlan: UInt16 { 0x8100 }      // 802.1Q
+    @inlinable public static var qinq: UInt16 { 0x88A8 }      // 802.1ad
+    @inlinable public static var qinqLegacy: UInt16 { 0x9100 }
+    @inlinable public static var ipv6: UInt16 { 0x86DD }
+    @inlinable public static var mplsUnicast: UInt16 { 0x8847 }
+    @inlinable public static var mplsMulticast: UInt16 { 0x8848 }
+    @inlinable public static var transparentEthernetBridging: UInt16 { 0x6558 }  // Ethernet inside GRE / Geneve
 }
 
 /// A borrowed Ethernet II header (IEEE 802.3), without tags.
@@ -20,7 +20,7 @@ public enum EtherType {
 /// +-------------------+-------------------+------+
 /// ```
 public struct EthernetHeader: ~Escapable {
-    public static let length = 14
+    @inlinable public static var length: Int { 14 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -45,7 +45,7 @@ public struct EthernetHeader: ~Escapable {
 
 /// A borrowed 802.1Q / 802.1ad tag: TCI then the next EtherType.
 public struct VLANTag: ~Escapable {
-    public static let length = 4
+    @inlinable public static var length: Int { 4 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -67,7 +67,7 @@ public struct VLANTag: ~Escapable {
 /// packet type (2) | ARPHRD type (2) | address length (2) | address (8) | protocol (2)
 /// ```
 public struct LinuxSLLHeader: ~Escapable {
-    public static let length = 16
+    @inlinable public static var length: Int { 16 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -87,7 +87,7 @@ public struct LinuxSLLHeader: ~Escapable {
 /// protocol (2) | reserved (2) | interface index (4) | ARPHRD (2) | packet type (1) | addr len (1) | address (8)
 /// ```
 public struct LinuxSLL2Header: ~Escapable {
-    public static let length = 20
+    @inlinable public static var length: Int { 20 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)

@@ -6,7 +6,7 @@
 /// or truncated header ends decoding with ``DecodedPacket/stop`` set, keeping what came before.
 public struct PacketDecoder: Sendable {
     /// The most nested IP layers decoded; deeper ones stop with ``DecodeError/Reason/tooDeep``.
-    public static let maximumNetworkLayers = 4
+    @inlinable public static var maximumNetworkLayers: Int { 4 }
     @usableFromInline static let maximumTags = 4
 
     /// UDP destination ports decoded as VXLAN: IANA 4789 and Linux/flannel 8472 by default.
@@ -17,6 +17,10 @@ public struct PacketDecoder: Sendable {
     public var decodesDNS = true
     /// Look for a TLS ClientHello at the start of TCP payloads.
     public var decodesTLS = true
+    /// Parse TCP options on every segment; by default only on SYN segments, which carry the
+    /// negotiated ones (MSS, window scale, SACK permitted). Timestamps on data segments are
+    /// then left unread, which saves a loop per packet.
+    public var decodesTCPOptionsOnEverySegment = false
 
     public init() {}
 
@@ -255,7 +259,9 @@ public struct PacketDecoder: Sendable {
             l.acknowledgmentNumber = t.acknowledgmentNumber
             l.tcpFlags = t.flags
             l.window = t.window
-            if t.headerLength > TCPHeader.minimumLength { l.tcpOptions = t.options }
+            if t.headerLength > TCPHeader.minimumLength && (decodesTCPOptionsOnEverySegment || l.tcpFlags.contains(.syn)) {
+                l.tcpOptions = t.options
+            }
             let payloadStart = c.offset &+ t.headerLength
             l.payloadLength = UInt32(max(0, claimedEnd &- payloadStart))
             if payloadStart < c.end {

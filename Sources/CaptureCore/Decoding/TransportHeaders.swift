@@ -2,15 +2,15 @@
 public struct TCPFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt16
     @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
-    public static let fin = TCPFlags(rawValue: 0x01)
-    public static let syn = TCPFlags(rawValue: 0x02)
-    public static let rst = TCPFlags(rawValue: 0x04)
-    public static let psh = TCPFlags(rawValue: 0x08)
-    public static let ack = TCPFlags(rawValue: 0x10)
-    public static let urg = TCPFlags(rawValue: 0x20)
-    public static let ece = TCPFlags(rawValue: 0x40)
-    public static let cwr = TCPFlags(rawValue: 0x80)
-    public static let ns = TCPFlags(rawValue: 0x100)
+    @inlinable public static var fin: TCPFlags { TCPFlags(rawValue: 0x01) }
+    @inlinable public static var syn: TCPFlags { TCPFlags(rawValue: 0x02) }
+    @inlinable public static var rst: TCPFlags { TCPFlags(rawValue: 0x04) }
+    @inlinable public static var psh: TCPFlags { TCPFlags(rawValue: 0x08) }
+    @inlinable public static var ack: TCPFlags { TCPFlags(rawValue: 0x10) }
+    @inlinable public static var urg: TCPFlags { TCPFlags(rawValue: 0x20) }
+    @inlinable public static var ece: TCPFlags { TCPFlags(rawValue: 0x40) }
+    @inlinable public static var cwr: TCPFlags { TCPFlags(rawValue: 0x80) }
+    @inlinable public static var ns: TCPFlags { TCPFlags(rawValue: 0x100) }
 
     /// tcpdump-style letters: `S`, `S.`, `F.`, `R`, `P.` …
     public var description: String {
@@ -55,7 +55,7 @@ public struct TCPOptions: Hashable, Sendable {
 /// |   options (data offset > 5)    |
 /// ```
 public struct TCPHeader: ~Escapable {
-    public static let minimumLength = 20
+    @inlinable public static var minimumLength: Int { 20 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -115,7 +115,7 @@ public struct TCPHeader: ~Escapable {
 
 /// A borrowed UDP header (RFC 768).
 public struct UDPHeader: ~Escapable {
-    public static let length = 8
+    @inlinable public static var length: Int { 8 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -140,7 +140,7 @@ public struct UDPHeader: ~Escapable {
 
 /// A borrowed ICMP (RFC 792) or ICMPv6 (RFC 4443) header: type, code, checksum, 4 bytes of rest.
 public struct ICMPHeader: ~Escapable {
-    public static let length = 8
+    @inlinable public static var length: Int { 8 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -174,7 +174,7 @@ public struct ICMPHeader: ~Escapable {
 
 /// A borrowed SCTP common header (RFC 9260): ports and verification tag.
 public struct SCTPHeader: ~Escapable {
-    public static let length = 12
+    @inlinable public static var length: Int { 12 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)

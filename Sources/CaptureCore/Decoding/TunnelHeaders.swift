@@ -5,7 +5,7 @@
 /// | checksum (C) | reserved1 | key (K) | sequence (S) | ack (ver 1, A bit) |
 /// ```
 public struct GREHeader: ~Escapable {
-    public static let minimumLength = 4
+    @inlinable public static var minimumLength: Int { 4 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -40,10 +40,10 @@ public struct GREHeader: ~Escapable {
 
 /// A borrowed VXLAN header (RFC 7348), 8 bytes: flags (I bit), 24-bit VNI.
 public struct VXLANHeader: ~Escapable {
-    public static let length = 8
+    @inlinable public static var length: Int { 8 }
     /// IANA's port, and the port flannel and the Linux kernel use by default.
-    public static let ianaPort: UInt16 = 4789
-    public static let linuxDefaultPort: UInt16 = 8472
+    @inlinable public static var ianaPort: UInt16 { 4789 }
+    @inlinable public static var linuxDefaultPort: UInt16 { 8472 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)
@@ -60,8 +60,8 @@ public struct VXLANHeader: ~Escapable {
 
 /// A borrowed Geneve header (RFC 8926): 8 bytes plus variable options, protocol type, 24-bit VNI.
 public struct GeneveHeader: ~Escapable {
-    public static let minimumLength = 8
-    public static let port: UInt16 = 6081
+    @inlinable public static var minimumLength: Int { 8 }
+    @inlinable public static var port: UInt16 { 6081 }
     @usableFromInline let bytes: RawSpan
 
     @inlinable @_lifetime(copy bytes)

@@ -45,6 +45,14 @@ public struct FlowKey: Hashable, Sendable {
                         protocolNumber: protocolNumber, vlanID: vlanID, tunnel: tunnel, tunnelID: tunnelID), 1)
     }
 
+    /// Field by field, the most distinguishing first (inlined; no memcmp call).
+    @inlinable
+    public static func == (x: FlowKey, y: FlowKey) -> Bool {
+        x.a.low == y.a.low && x.b.low == y.b.low && x.portA == y.portA && x.portB == y.portB
+            && x.a.high == y.a.high && x.b.high == y.b.high && x.protocolNumber == y.protocolNumber
+            && x.vlanID == y.vlanID && x.tunnel == y.tunnel && x.tunnelID == y.tunnelID
+    }
+
     /// A well-mixed 32-bit hash, never 0 (0 marks an empty slot).
     @inlinable
     var tableHash: UInt32 {

@@ -150,11 +150,6 @@ public struct FlowRecord: Sendable {
     public var outerSource = IPAddress.zero
     public var outerDestination = IPAddress.zero
 
-    // Tracking state.
-    @usableFromInline var nextSequence: InlineArray<2, UInt32> = [0, 0]
-    @usableFromInline var trackerFlags: UInt8 = 0
-    @usableFromInline var lastReport: UInt64 = 0
-
     @inlinable public init(key: FlowKey) {
         self.key = key
         self.directions = InlineArray(repeating: FlowDirectionStatistics())

@@ -1,10 +1,17 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Tracks bidirectional flows from decoded packets: counters per direction, TCP state,
 /// handshake RTT, retransmissions, reordering, zero windows, DNS and TLS names, and the
 /// timeouts that end them. Events go to a ``FlowSink``.
 ///
-/// Memory is fixed at start (``FlowTrackerConfiguration/capacity`` records plus an index of
-/// twice as many slots); nothing is allocated per packet. One tracker per capture thread:
-/// it is not thread-safe, and needs no lock.
+/// Memory is fixed at start and nothing is allocated per packet. Per flow of capacity: a
+/// 128-byte entry with everything a packet touches (key, counters, last-seen times, TCP
+/// sequence state), a details record written only on rarer events (first packet of a
+/// direction, TCP handshake and anomalies, ICMP errors, DNS, TLS), and two 4-byte index
+/// slots (open addressing, linear probing, backward-shift deletion). One tracker per capture
+/// thread: it is not thread-safe, and needs no lock.
 public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     public let configuration: FlowTrackerConfiguration
     public var sink: Sink
@@ -15,10 +22,9 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     public var statistics: FlowTrackerStatistics { stats }
 
     @usableFromInline let capacity: Int
-    @usableFromInline var records: UnsafeMutablePointer<FlowRecord>
-    /// Per record: its key's hash, 0 when the record is free.
-    @usableFromInline var hashes: UnsafeMutablePointer<UInt32>
-    /// Open-addressing index (linear probing): record index + 1, 0 when empty.
+    @usableFromInline var entries: UnsafeMutablePointer<FlowEntry>
+    @usableFromInline var details: UnsafeMutablePointer<FlowDetails>
+    /// Open-addressing index (linear probing): entry index + 1, 0 when empty.
     @usableFromInline var index: UnsafeMutablePointer<UInt32>
     @usableFromInline let slotMask: Int
     @usableFromInline var free: UnsafeMutablePointer<UInt32>
@@ -28,6 +34,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     @usableFromInline var fragments: UnsafeMutablePointer<FragmentPorts>
     @usableFromInline let fragmentMask: Int
     @usableFromInline var now: UInt64 = 0
+    /// Capture time of the last sweep step.
+    @usableFromInline var lastSweep: UInt64 = 0
 
     public init(configuration: FlowTrackerConfiguration = .init(), sink: consuming Sink) {
         precondition(configuration.capacity > 0 && configuration.capacity < Int(UInt32.max / 2),
@@ -39,11 +47,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         var slots = 16
         while slots < capacity * 2 { slots <<= 1 }
         slotMask = slots - 1
-        records = .allocate(capacity: capacity)
-        hashes = .allocate(capacity: capacity)
-        unsafe hashes.initialize(repeating: 0, count: capacity)
-        index = .allocate(capacity: slots)
-        unsafe index.initialize(repeating: 0, count: slots)
+        // Zeroed memory from calloc: large tables come straight from the kernel's zero pages,
+        // touched only as flows arrive. All-zero is a free entry (hash 0) and empty slot.
+        entries = zeroedAllocation(FlowEntry.self, count: capacity)
+        details = zeroedAllocation(FlowDetails.self, count: capacity)
+        index = zeroedAllocation(UInt32.self, count: slots)
         free = .allocate(capacity: capacity)
         for i in 0..<capacity { unsafe free[i] = UInt32(capacity - 1 - i) }
         freeCount = capacity
@@ -55,19 +63,20 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     }
 
     deinit {
-        unsafe records.deallocate()
-        unsafe hashes.deallocate()
-        unsafe index.deallocate()
+        unsafe Glibc.free(entries)
+        unsafe Glibc.free(details)
+        unsafe Glibc.free(index)
         unsafe free.deallocate()
         unsafe fragments.deallocate()
     }
 
-    /// Bytes of memory the tracker allocated at start, per flow of capacity (record, hash,
-    /// index slots and free list; the fragment cache and names are not counted).
-    public static var bytesPerFlow: Int { MemoryLayout<FlowRecord>.stride + 4 + 4 }
-    /// The memory allocated for the table, in bytes.
+    /// Bytes of the per-packet entry of one flow (the target is at most 128).
+    public static var entryBytes: Int { MemoryLayout<FlowEntry>.stride }
+    /// Bytes allocated per flow of capacity: entry, details, two index slots and the free list.
+    public static var bytesPerFlow: Int { MemoryLayout<FlowEntry>.stride + MemoryLayout<FlowDetails>.stride + 8 + 4 }
+    /// The memory allocated for the table, in bytes (names not counted).
     public var tableBytes: Int {
-        capacity * (MemoryLayout<FlowRecord>.stride + 4 + 4) + (slotMask + 1) * 4
+        capacity * (MemoryLayout<FlowEntry>.stride + MemoryLayout<FlowDetails>.stride + 4) + (slotMask + 1) * 4
             + (fragmentMask + 1) * MemoryLayout<FragmentPorts>.stride
     }
 
@@ -102,8 +111,25 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         if let quoted = packet.quoted, count > 0 {
             attributeICMPError(quoted, carrier: packet.layers[count &- 1])
         }
-        if stats.packets & 63 == 0 { sweep(budget: 128) }
+        if stats.packets & 255 == 0 { sweepForElapsedTime() }
     }
+
+    /// Seconds modulo 2¹⁶ of a capture time.
+    @inlinable static func tick(_ time: UInt64) -> UInt16 { UInt16(truncatingIfNeeded: time / 1_000_000_000) }
+
+    /// Sweeps a share of the table proportional to the capture time since the last sweep, so
+    /// the whole table is checked every ``sweepPeriod`` of capture time (and at least 16
+    /// entries every 256 packets, so a capture whose clock stands still is swept too).
+    @usableFromInline
+    mutating func sweepForElapsedTime() {
+        let elapsed = now &- min(lastSweep, now)
+        lastSweep = now
+        let share = Double(elapsed) / Double(Self.sweepPeriod) * Double(capacity)
+        sweep(budget: max(16, Int(min(share, Double(capacity)))))
+    }
+
+    /// The whole table is checked for timeouts once per this much capture time (2 s).
+    @inlinable static var sweepPeriod: UInt64 { 2_000_000_000 }
 
     @inlinable
     mutating func update(
@@ -111,8 +137,10 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         interface: Int
     ) {
         let layer = packet.layers[layerIndex]
-        var sourcePort = layer.sourcePort, destinationPort = layer.destinationPort
-        if layer.isFragment && layer.protocolNumber != IPProtocol.icmp && layer.protocolNumber != IPProtocol.icmpv6 {
+        var sourcePort = layer.sourcePort
+        var destinationPort = layer.destinationPort
+        let protocolNumber = layer.protocolNumber
+        if layer.isFragment && protocolNumber != IPProtocol.icmp && protocolNumber != IPProtocol.icmpv6 {
             if layer.isLaterFragment {
                 if let ports = fragmentPorts(layer) {
                     sourcePort = ports.0
@@ -126,10 +154,10 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
         let (key, direction) = FlowKey.normalised(
             source: layer.source, sourcePort: sourcePort, destination: layer.destination,
-            destinationPort: destinationPort, protocolNumber: layer.protocolNumber,
-            vlanID: layer.vlanID, tunnel: layer.tunnel, tunnelID: layer.tunnelID)
+            destinationPort: destinationPort, protocolNumber: protocolNumber, vlanID: layer.vlanID,
+            tunnel: layer.tunnel, tunnelID: layer.tunnelID)
         let hash = key.tableHash
-        let isTCP = layer.protocolNumber == IPProtocol.tcp && layer.transportOffset >= 0
+        let isTCP = protocolNumber == IPProtocol.tcp && layer.transportOffset >= 0
         let flags = layer.tcpFlags
 
         guard var r = findOrInsert(key, hash: hash) else {
@@ -139,7 +167,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         stats.flowUpdates &+= 1
         // A new SYN on a finished connection's 5-tuple starts a new connection.
         if !r.isNew && isTCP && flags.contains(.syn) && !flags.contains(.ack) {
-            let state = unsafe records[r.index].tcpState
+            let state = unsafe entries[r.index].tcpState
             if state.isTerminal || state == .closing {
                 close(r.index, reason: .reused)
                 guard let fresh = findOrInsert(key, hash: hash) else {
@@ -149,43 +177,38 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 r = fresh
             }
         }
-        let f = unsafe records + r.index
+        let e = unsafe entries + r.index
         if r.isNew {
-            unsafe f.pointee.interface = UInt16(truncatingIfNeeded: interface)
-            unsafe f.pointee.lastReport = time
-            unsafe f.pointee.clientSide = UInt8(guessClientDirection(layer, direction: direction))
-            unsafe f.pointee.carriesTunnel = layerIndex &+ 1 < packet.layerCount
+            let d = unsafe details + r.index
+            unsafe d.initialize(to: FlowDetails())
+            unsafe d.pointee.interface = UInt16(truncatingIfNeeded: interface)
+            unsafe e.pointee.reportTick = Self.tick(time)
+            unsafe d.pointee.carriesTunnel = layerIndex &+ 1 < packet.layerCount
+            unsafe e.pointee.clientSide = UInt8(guessClientDirection(layer, direction: direction))
             if layerIndex > 0 && layer.tunnel != .none {
-                let outer = packet.layers[layerIndex &- 1]
-                unsafe f.pointee.outerSource = outer.source
-                unsafe f.pointee.outerDestination = outer.destination
+                unsafe d.pointee.outerSource = packet.layers[layerIndex &- 1].source
+                unsafe d.pointee.outerDestination = packet.layers[layerIndex &- 1].destination
             }
         }
-        let previousLast = unsafe f.pointee.directions[direction].lastSeen.nanoseconds
-        if unsafe f.pointee.directions[direction].packets == 0 {
-            unsafe f.pointee.directions[direction].firstSeen = Timestamp(nanoseconds: time)
+        let previousLast = unsafe e.pointee.lastSeen[direction]
+        if unsafe e.pointee.packets[direction] == 0 {
+            unsafe details[r.index].firstSeen[direction] = time
         }
-        unsafe f.pointee.directions[direction].packets &+= 1
-        unsafe f.pointee.directions[direction].ipBytes &+= UInt64(layer.ipLength)
-        unsafe f.pointee.directions[direction].wireBytes &+= wireLength
-        unsafe f.pointee.directions[direction].lastSeen = Timestamp(nanoseconds: time)
+        unsafe e.pointee.packets[direction] &+= 1
+        unsafe e.pointee.ipBytes[direction] &+= UInt64(layer.ipLength)
+        unsafe e.pointee.wireBytes[direction] &+= wireLength
+        unsafe e.pointee.lastSeen[direction] = time
 
         if isTCP {
-            unsafe trackTCP(f, layer, direction: direction, time: time, previousLast: previousLast)
+            unsafe trackTCP(e, r.index, layer, direction: direction, time: time, previousLast: previousLast)
         }
         if layerIndex == packet.layerCount &- 1 {
-            if let dns = packet.dns { unsafe trackDNS(f, dns, frame: frame, time: time) }
-            if let tls = packet.tls, unsafe (f.pointee.tls == nil) { unsafe trackTLS(f, tls, frame: frame) }
+            if let dns = packet.dns { unsafe trackDNS(details + r.index, dns, frame: frame, time: time) }
+            if let tls = packet.tls, unsafe (details[r.index].tls == nil) { unsafe trackTLS(details + r.index, tls, frame: frame) }
         }
         if r.isNew {
             stats.flowsOpened &+= 1
-            if configuration.emitsOpened { unsafe sink.receive(.opened, f.pointee) }
-        } else if configuration.timeouts.active != 0,
-            case let lastReport = unsafe f.pointee.lastReport,
-            time > lastReport && time &- lastReport >= configuration.timeouts.active
-        {
-            unsafe f.pointee.lastReport = time
-            unsafe sink.receive(.updated, f.pointee)
+            if configuration.emitsOpened { unsafe sink.receive(.opened, FlowRecord(entries[r.index], details[r.index], endReason: .none)) }
         }
     }
 
@@ -206,10 +229,10 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     @inlinable
     mutating func trackTCP(
-        _ f: UnsafeMutablePointer<FlowRecord>, _ l: NetworkLayer, direction: Int, time: UInt64, previousLast: UInt64
+        _ f: UnsafeMutablePointer<FlowEntry>, _ i: Int, _ l: NetworkLayer, direction: Int, time: UInt64, previousLast: UInt64
     ) {
         let flags = l.tcpFlags
-        unsafe f.pointee.directions[direction].tcpFlags.formUnion(flags)
+        unsafe f.pointee.flagsSeen[direction] |= UInt8(truncatingIfNeeded: flags.rawValue)
         let client = Int(unsafe f.pointee.clientSide)
         let state = unsafe f.pointee.tcpState
         let finBit: UInt8 = direction == 0 ? 0x01 : 0x02
@@ -219,15 +242,15 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                     unsafe f.pointee.trackerFlags |= 0x80  // the SYN was seen: RTTs can be measured
                     unsafe f.pointee.tcpState = .synSent
                     unsafe f.pointee.clientSide = UInt8(direction)
-                    unsafe f.pointee.clientFromHandshake = true
+                    unsafe details[i].clientFromHandshake = true
                 }
             } else if state == .none || state == .synSent {
                 unsafe f.pointee.tcpState = .synReceived
                 unsafe f.pointee.clientSide = UInt8(1 &- direction)
-                unsafe f.pointee.clientFromHandshake = true
-                let synTime = unsafe f.pointee.directions[1 &- direction].firstSeen.nanoseconds
+                unsafe details[i].clientFromHandshake = true
+                let synTime = unsafe details[i].firstSeen[1 &- direction]
                 if state == .synSent && time >= synTime {
-                    unsafe f.pointee.serverRTTMicroseconds = Self.microseconds(time &- synTime)
+                    unsafe details[i].serverRTTMicroseconds = Self.microseconds(time &- synTime)
                 }
             }
         } else if flags.contains(.rst) {
@@ -247,10 +270,10 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 switch state {
                 case .synReceived where direction == client:
                     unsafe f.pointee.tcpState = .established
-                    // Set only after a SYN and SYN-ACK were seen, so the client direction has its SYN time.
-                    let synTime = unsafe f.pointee.directions[client].firstSeen.nanoseconds
+                    // Only after a SYN and SYN-ACK were seen, so the client direction has its SYN time.
+                    let synTime = unsafe details[i].firstSeen[client]
                     if unsafe f.pointee.trackerFlags & 0x80 != 0 && time >= synTime {
-                        unsafe f.pointee.handshakeRTTMicroseconds = Self.microseconds(time &- synTime)
+                        unsafe details[i].handshakeRTTMicroseconds = Self.microseconds(time &- synTime)
                     }
                 case .closing:
                     let lastFinDirection = unsafe (f.pointee.trackerFlags & 0x40) != 0 ? 1 : 0
@@ -279,17 +302,17 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 unsafe f.pointee.nextSequence[direction] = end
             } else if Int32(bitPattern: end &- expected) > 0 {
                 // Overlaps what was sent and adds more: a repacketised retransmission.
-                unsafe f.pointee.directions[direction].retransmissions &+= 1
+                unsafe details[i].retransmissions[direction] &+= 1
                 unsafe f.pointee.nextSequence[direction] = end
             } else if l.payloadLength <= 1 && l.sequenceNumber == expected &- 1 {
                 // Keep-alive: one byte (or none) just below the window edge.
             } else {
-                let rtt = UInt64(unsafe f.pointee.handshakeRTTMicroseconds) &* 1000
+                let rtt = UInt64(unsafe details[i].handshakeRTTMicroseconds) &* 1000
                 let threshold = max(rtt, 3_000_000)
                 if time &- previousLast < threshold && time >= previousLast {
-                    unsafe f.pointee.directions[direction].outOfOrder &+= 1
+                    unsafe details[i].outOfOrder[direction] &+= 1
                 } else {
-                    unsafe f.pointee.directions[direction].retransmissions &+= 1
+                    unsafe details[i].retransmissions[direction] &+= 1
                 }
             }
         }
@@ -299,7 +322,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             if l.window == 0 {
                 if unsafe (f.pointee.trackerFlags & zeroBit) == 0 {
                     unsafe f.pointee.trackerFlags |= zeroBit
-                    unsafe f.pointee.directions[direction].zeroWindowEvents &+= 1
+                    unsafe details[i].zeroWindowEvents[direction] &+= 1
                 }
             } else {
                 unsafe f.pointee.trackerFlags &= ~zeroBit
@@ -308,24 +331,20 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     }
 
     @inlinable
-    mutating func trackDNS(_ f: UnsafeMutablePointer<FlowRecord>, _ d: DNSInfo, frame: RawSpan, time: UInt64) {
+    mutating func trackDNS(_ f: UnsafeMutablePointer<FlowDetails>, _ d: DNSInfo, frame: RawSpan, time: UInt64) {
         var info = unsafe f.pointee.dns ?? DNSFlowInfo()
+        if info.queryName == 0 && d.nameHash != 0 {
+            info.queryName = names.intern(hash: d.nameHash) { DNSMessage.queryName(in: frame, info: d) }
+            info.queryType = d.queryType
+        }
         if !d.isResponse {
             info.queries &+= 1
-            if info.queryName == 0 && d.nameHash != 0 {
-                info.queryName = names.intern(hash: d.nameHash) { DNSMessage.queryName(in: frame, info: d) }
-                info.queryType = d.queryType
-            }
             info.pendingID = d.id
             info.pendingSince = time
         } else {
             info.responses &+= 1
             info.responseCode = d.responseCode
             info.answers &+= d.answerCount
-            if info.queryName == 0 && d.nameHash != 0 {
-                info.queryName = names.intern(hash: d.nameHash) { DNSMessage.queryName(in: frame, info: d) }
-                info.queryType = d.queryType
-            }
             if info.pendingSince != 0 && info.pendingID == d.id {
                 if info.latencyMicroseconds == 0 {
                     info.latencyMicroseconds = max(1, Self.microseconds(time &- info.pendingSince))
@@ -337,7 +356,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     }
 
     @inlinable
-    mutating func trackTLS(_ f: UnsafeMutablePointer<FlowRecord>, _ t: TLSClientHelloInfo, frame: RawSpan) {
+    mutating func trackTLS(_ f: UnsafeMutablePointer<FlowDetails>, _ t: TLSClientHelloInfo, frame: RawSpan) {
         var info = TLSFlowInfo()
         info.offeredVersion = t.offeredVersion
         if t.serverNameOffset >= 0 {
@@ -364,9 +383,9 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             return
         }
         stats.icmpErrorsAttributed &+= 1
-        unsafe records[i].icmpErrors &+= 1
-        unsafe records[i].lastICMPType = carrier.icmpType
-        unsafe records[i].lastICMPCode = carrier.icmpCode
+        unsafe details[i].icmpErrors &+= 1
+        unsafe details[i].lastICMPType = carrier.icmpType
+        unsafe details[i].lastICMPCode = carrier.icmpCode
     }
 
     @inlinable static func microseconds(_ ns: UInt64) -> UInt32 {
@@ -422,12 +441,12 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             let e = unsafe index[slot]
             if e == 0 { return nil }
             let i = Int(e &- 1)
-            if unsafe hashes[i] == hash && records[i].key == key { return i }
+            if unsafe entries[i].hash == hash && entries[i].key == key { return i }
             slot = (slot &+ 1) & slotMask
         }
     }
 
-    /// The record of `key`, inserted (zeroed) if absent; nil when the table is full and the
+    /// The entry of `key`, inserted (zeroed) if absent; nil when the table is full and the
     /// policy rejects new flows.
     @inlinable
     mutating func findOrInsert(_ key: FlowKey, hash: UInt32) -> (index: Int, isNew: Bool)? {
@@ -437,7 +456,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 let e = unsafe index[slot]
                 if e == 0 { break }
                 let i = Int(e &- 1)
-                if unsafe hashes[i] == hash && records[i].key == key { return (i, false) }
+                if unsafe entries[i].hash == hash && entries[i].key == key { return (i, false) }
                 slot = (slot &+ 1) & slotMask
             }
             if freeCount == 0 {
@@ -446,8 +465,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             }
             freeCount &-= 1
             let i = Int(unsafe free[freeCount])
-            unsafe (records + i).initialize(to: FlowRecord(key: key))
-            unsafe hashes[i] = hash
+            unsafe entries[i] = FlowEntry(key: key, hash: hash)
             unsafe index[slot] = UInt32(i &+ 1)
             return (i, true)
         }
@@ -463,8 +481,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             sampler ^= sampler >> 7
             sampler ^= sampler << 17
             let i = Int(sampler % UInt64(capacity))
-            let r = unsafe records[i]
-            let age = r.tcpState.isTerminal ? 0 : r.lastSeen.nanoseconds
+            let e = unsafe entries[i]
+            let age = e.tcpState.isTerminal ? 0 : e.lastSeenEither
             if age < oldest {
                 oldest = age
                 victim = i
@@ -475,18 +493,23 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         return true
     }
 
-    /// Emits `closed` for record `i` and frees it.
+    /// The public record of entry `i`.
+    @usableFromInline
+    func record(_ i: Int, endReason: FlowEndReason) -> FlowRecord {
+        unsafe FlowRecord(entries[i], details[i], endReason: endReason)
+    }
+
+    /// Emits `closed` for entry `i` and frees it.
     @usableFromInline
     mutating func close(_ i: Int, reason: FlowEndReason) {
-        unsafe records[i].endReason = reason
-        unsafe sink.receive(.closed, records[i])
+        sink.receive(.closed, record(i, endReason: reason))
         stats.flowsClosed &+= 1
         remove(i)
     }
 
     @usableFromInline
     mutating func remove(_ i: Int) {
-        let hash = unsafe hashes[i]
+        let hash = unsafe entries[i].hash
         var slot = Int(hash) & slotMask
         while unsafe index[slot] != UInt32(i &+ 1) { slot = (slot &+ 1) & slotMask }
         // Backward-shift deletion keeps every probe chain unbroken.
@@ -496,14 +519,14 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             j = (j &+ 1) & slotMask
             let e = unsafe index[j]
             if e == 0 { break }
-            let home = Int(unsafe hashes[Int(e &- 1)]) & slotMask
+            let home = Int(unsafe entries[Int(e &- 1)].hash) & slotMask
             let between = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j)
             if between { continue }
             unsafe index[hole] = e
             hole = j
         }
         unsafe index[hole] = 0
-        unsafe hashes[i] = 0
+        unsafe entries[i].hash = 0
         unsafe free[freeCount] = UInt32(i)
         freeCount &+= 1
     }
@@ -511,11 +534,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     // MARK: Timeouts
 
     @inlinable
-    func timeout(of r: FlowRecord) -> (UInt64, FlowEndReason) {
+    func timeout(protocolNumber: UInt8, state: TCPState) -> (UInt64, FlowEndReason) {
         let t = configuration.timeouts
-        switch r.key.protocolNumber {
+        switch protocolNumber {
         case IPProtocol.tcp:
-            switch r.tcpState {
+            switch state {
             case .closed: return (t.tcpFinished, .tcpFinished)
             case .reset, .refused: return (t.tcpFinished, .tcpReset)
             case .synSent, .synReceived: return (t.tcpHandshake, .idleTimeout)
@@ -527,21 +550,30 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
     }
 
-    /// Checks up to `budget` records, round robin, against their timeouts at the latest capture time.
+    /// Checks up to `budget` entries, round robin, against their timeouts at the latest
+    /// capture time, and sends interim records of flows due an active-timeout update.
     @usableFromInline
     mutating func sweep(budget: Int) {
+        let activeSeconds = configuration.timeouts.active / 1_000_000_000
+        let nowTick = Self.tick(now)
         for _ in 0..<min(budget, capacity) {
             let i = sweepCursor
             sweepCursor = sweepCursor &+ 1 == capacity ? 0 : sweepCursor &+ 1
-            guard unsafe hashes[i] != 0 else { continue }
-            let last = unsafe records[i].lastSeen.nanoseconds
-            let (limit, reason) = timeout(of: unsafe records[i])
-            if now > last && now &- last > limit { close(i, reason: reason) }
+            let e = unsafe entries + i
+            guard unsafe e.pointee.hash != 0 else { continue }
+            let last = unsafe e.pointee.lastSeenEither
+            let (limit, reason) = unsafe timeout(protocolNumber: e.pointee.key.protocolNumber, state: e.pointee.tcpState)
+            if now > last && now &- last > limit {
+                close(i, reason: reason)
+            } else if activeSeconds != 0, unsafe UInt64(nowTick &- e.pointee.reportTick) >= min(activeSeconds, 65_535) {
+                unsafe e.pointee.reportTick = nowTick
+                sink.receive(.updated, record(i, endReason: .none))
+            }
         }
     }
 
-    /// Advances the tracker's clock (for live captures that go quiet) and closes every flow
-    /// whose timeout has passed.
+    /// Advances the tracker's clock (for live captures that go quiet), closes every flow
+    /// whose timeout has passed and sends due interim records.
     public mutating func expire(at time: Timestamp) {
         if time.nanoseconds > now { now = time.nanoseconds }
         sweep(budget: capacity)
@@ -550,7 +582,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// Closes every flow with ``FlowEndReason/endOfCapture`` (end of a file, shutdown).
     public mutating func finish() {
-        for i in 0..<capacity where unsafe hashes[i] != 0 {
+        for i in 0..<capacity where unsafe entries[i].hash != 0 {
             close(i, reason: .endOfCapture)
         }
         stats.activeFlows = 0
@@ -558,15 +590,24 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// Visits every tracked flow (for snapshots); the table is unchanged.
     public func forEachFlow(_ body: (FlowRecord) throws -> Void) rethrows {
-        for i in 0..<capacity where unsafe hashes[i] != 0 {
-            try unsafe body(records[i])
+        for i in 0..<capacity where unsafe entries[i].hash != 0 {
+            try body(record(i, endReason: .none))
         }
     }
 
     /// Current counters, with ``FlowTrackerStatistics/activeFlows`` filled in.
     public var currentStatistics: FlowTrackerStatistics {
-        var s = statistics
+        var s = stats
         s.activeFlows = activeFlows
         return s
     }
+}
+
+/// `count` zeroed values of `T` from calloc; traps when memory is exhausted (a capacity the
+/// machine cannot hold is a configuration error).
+func zeroedAllocation<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+    guard let raw = unsafe calloc(count, MemoryLayout<T>.stride) else {
+        fatalError("FlowTracker: cannot allocate \(count) × \(MemoryLayout<T>.stride) bytes")
+    }
+    return unsafe raw.bindMemory(to: T.self, capacity: count)
 }

@@ -10,7 +10,11 @@ public struct FlowTimeouts: Sendable, Hashable {
     public var udp: UInt64 = 60 * 1_000_000_000
     public var icmp: UInt64 = 30 * 1_000_000_000
     public var other: UInt64 = 60 * 1_000_000_000
-    /// Interval of interim ``FlowEvent/updated`` records for long-lived flows; 0 disables them.
+    /// Interval of interim ``FlowEvent/updated`` records for long-lived flows, in whole seconds
+    /// (at most 65 535 s); 0 disables them. Timeouts and interim records are found by the
+    /// tracker's sweep, which covers the whole table every 2 s of capture time and on
+    /// ``FlowTracker/expire(at:)``: a live capture loop calls that on a timer (say every
+    /// second) so quiet periods still produce records.
     public var active: UInt64 = 60 * 1_000_000_000
     public init() {}
 }
