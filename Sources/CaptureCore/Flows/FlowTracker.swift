@@ -580,10 +580,18 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         stats.activeFlows = activeFlows
     }
 
-    /// Closes every flow with ``FlowEndReason/endOfCapture`` (end of a file, shutdown).
+    /// Closes every flow (end of a file, shutdown): TCP connections that already finished
+    /// with ``FlowEndReason/tcpFinished`` or ``FlowEndReason/tcpReset``, the rest with
+    /// ``FlowEndReason/endOfCapture``.
     public mutating func finish() {
         for i in 0..<capacity where unsafe entries[i].hash != 0 {
-            close(i, reason: .endOfCapture)
+            let reason: FlowEndReason
+            switch unsafe entries[i].tcpState {
+            case .closed: reason = .tcpFinished
+            case .reset, .refused: reason = .tcpReset
+            default: reason = .endOfCapture
+            }
+            close(i, reason: reason)
         }
         stats.activeFlows = 0
     }
