@@ -287,3 +287,19 @@ struct FlowTrackerTests {
         #expect(inner.first?.key.tunnelID == 1)
     }
 }
+
+@Suite("Flow table memory")
+struct FlowTableMemoryTests {
+    @Test("The per-packet entry is two cache lines; memory per flow is fixed at start")
+    func layout() {
+        #expect(FlowTracker<DiscardingFlowSink>.entryBytes == 128)
+        let small = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 1000), sink: DiscardingFlowSink())
+        let large = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 100_000), sink: DiscardingFlowSink())
+        print("flow table: entry \(FlowTracker<DiscardingFlowSink>.entryBytes) B, per flow \(FlowTracker<DiscardingFlowSink>.bytesPerFlow) B, 100k flows \(large.tableBytes) B, NetworkLayer \(MemoryLayout<NetworkLayer>.stride) B, DecodedPacket \(MemoryLayout<DecodedPacket>.stride) B")
+        // Grows linearly with capacity: entry + details + free list + index slots (2 to 4 per
+        // flow, a power of two in all) for each flow; nothing else depends on capacity.
+        let marginal = Double(large.tableBytes - small.tableBytes) / Double(100_000 - 1000)
+        let fixedPart = FlowTracker<DiscardingFlowSink>.bytesPerFlow - 8
+        #expect(marginal >= Double(fixedPart + 8) && marginal <= Double(fixedPart + 16), "\(marginal) bytes per flow")
+    }
+}
