@@ -80,21 +80,21 @@ public struct NetworkLayers: Sendable {
 
     /// Layer `index` (0 is the outermost). - Precondition: `0 <= index < 4`.
     @inlinable public subscript(index: Int) -> NetworkLayer {
-        _read {
+        @inline(__always) get {
             switch index {
-            case 0: yield layer0
-            case 1: yield layer1
-            case 2: yield layer2
-            case 3: yield layer3
+            case 0: return layer0
+            case 1: return layer1
+            case 2: return layer2
+            case 3: return layer3
             default: preconditionFailure("network layer index \(index) out of range 0..<4")
             }
         }
-        _modify {
+        @inline(__always) set {
             switch index {
-            case 0: yield &layer0
-            case 1: yield &layer1
-            case 2: yield &layer2
-            case 3: yield &layer3
+            case 0: layer0 = newValue
+            case 1: layer1 = newValue
+            case 2: layer2 = newValue
+            case 3: layer3 = newValue
             default: preconditionFailure("network layer index \(index) out of range 0..<4")
             }
         }
