@@ -40,11 +40,12 @@ let package = Package(
             path: "Sources/Examples/podtap-flows",
             swiftSettings: strict
         ),
-        .testTarget(name: "CaptureCoreTests", dependencies: ["CaptureCore"], swiftSettings: strict),
+        .target(name: "PodTapTestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "CaptureCoreTests", dependencies: ["CaptureCore", "PodTapTestSupport"], swiftSettings: strict),
         .testTarget(name: "ExportersTests", dependencies: ["Exporters", "CaptureCore"], swiftSettings: strict),
         .testTarget(
             name: "PodTapFlowsTests",
-            dependencies: ["podtap-flows"],
+            dependencies: ["podtap-flows", "PodTapTestSupport"],
             path: "Tests/PodTapFlowsTests",
             swiftSettings: strict
         ),

@@ -112,14 +112,3 @@ public enum FlowJSON {
         }
     }
 }
-
-extension FlowEvent {
-    /// The event's name as a static string ("opened", "updated", "closed").
-    var name: StaticString {
-        switch self {
-        case .opened: "opened"
-        case .updated: "updated"
-        case .closed: "closed"
-        }
-    }
-}

@@ -1,6 +1,7 @@
 import CaptureCore
 import Foundation
 import Testing
+import PodTapTestSupport
 
 /// Reads every file of the shared corpus and checks it against MANIFEST.tsv (values from
 /// capinfos/tshark 4.0.17).

@@ -1,6 +1,7 @@
 import CaptureCore
 import Foundation
 import Testing
+import PodTapTestSupport
 
 /// Every wellformed corpus file: read → write (pcapng; classic pcap when it has one link
 /// type) → read gives the same packets, and capinfos/tshark accept what was written.

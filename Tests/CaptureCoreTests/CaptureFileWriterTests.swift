@@ -2,6 +2,7 @@ import CaptureCore
 import Foundation
 import Glibc
 import Testing
+import PodTapTestSupport
 
 @Suite struct CaptureFileWriterTests {
     func frame(_ count: Int, seed: UInt8 = 0) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &+ Int(seed)) } }

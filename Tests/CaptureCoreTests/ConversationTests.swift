@@ -1,6 +1,7 @@
 import CaptureCore
 import Foundation
 import Testing
+import PodTapTestSupport
 
 /// A conversation as `tshark -q -z conv,tcp -z conv,udp` prints it, oriented a < b.
 struct Conversation: Hashable, CustomStringConvertible {

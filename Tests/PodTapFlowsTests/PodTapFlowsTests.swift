@@ -1,11 +1,11 @@
 import Foundation
+import PodTapTestSupport
 import Testing
 
 /// Drives the built `podtap-flows` binary the way a user does.
 enum Tool {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    static let shared = repository.deletingLastPathComponent().appendingPathComponent("shared")
+    static let repository = Repository.root
+    static let shared = Repository.shared
 
     /// The binary next to the test runner (SwiftPM builds executables into the same folder).
     static let binary: String = {
@@ -19,35 +19,6 @@ enum Tool {
     static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         try runProcess(binary, arguments)
     }
-}
-
-func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("podtap-stderr-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: errURL) }
-    let errHandle = try FileHandle(forWritingTo: errURL)
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = errHandle
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    try? errHandle.close()
-    let err = (try? Data(contentsOf: errURL)) ?? Data()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: err, as: UTF8.self))
-}
-
-struct Scratch {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("podtap-flows-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    func remove() { try? FileManager.default.removeItem(at: url) }
 }
 
 @Suite("podtap-flows command line")
@@ -66,8 +37,8 @@ struct PodTapFlowsTests {
         let r = try Tool.run(["--format", "jsonl", "/nonexistent/capture.pcap"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("/nonexistent/capture.pcap"))
-        let scratch = try Scratch()
-        defer { scratch.remove() }
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
         try Data("this is not a capture file at all".utf8).write(to: URL(fileURLWithPath: scratch.path("text.pcap")))
         let t = try Tool.run(["--format", "jsonl", scratch.path("text.pcap")])
         #expect(t.status == 1)
@@ -76,8 +47,8 @@ struct PodTapFlowsTests {
 
     @Test("A capture cut short: flows before the cut are printed, the error names the offset, exit 1")
     func truncated() throws {
-        let scratch = try Scratch()
-        defer { scratch.remove() }
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
         let demo = try Self.demoCapture(scratch)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: demo))
         let cut = scratch.path("cut.pcap")
@@ -91,8 +62,8 @@ struct PodTapFlowsTests {
 
     @Test("jsonl: one valid JSON object per flow, oriented client to server, no payload")
     func jsonLines() throws {
-        let scratch = try Scratch()
-        defer { scratch.remove() }
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
         let r = try Tool.run(["--format", "jsonl", try Self.demoCapture(scratch)])
         #expect(r.status == 0)
         let lines = r.stdout.split(separator: "\n")
@@ -114,8 +85,8 @@ struct PodTapFlowsTests {
 
     @Test("table: aligned columns, one row per flow, limit honoured")
     func table() throws {
-        let scratch = try Scratch()
-        defer { scratch.remove() }
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
         let r = try Tool.run(["--format", "table", "--limit", "10", try Self.demoCapture(scratch)])
         #expect(r.status == 0)
         let lines = r.stdout.split(separator: "\n").map(String.init)
@@ -134,8 +105,8 @@ struct PodTapFlowsTests {
     @Test("genpcap ground truth: every flow's packets and IP bytes per direction are exact (VXLAN on 8472 unwrapped)",
           .enabled(if: FileManager.default.fileExists(atPath: Tool.shared.appendingPathComponent("bench/gen/genpcap.c").path)))
     func groundTruth() throws {
-        let scratch = try Scratch()
-        defer { scratch.remove() }
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
         let gen = scratch.path("genpcap")
         let cc = try runProcess("/usr/bin/cc", ["-O2", "-o", gen, Tool.shared.appendingPathComponent("bench/gen/genpcap.c").path, "-lm"])
         #expect(cc.status == 0, "\(cc.stderr)")
@@ -155,7 +126,7 @@ struct PodTapFlowsTests {
     }
 
     /// The demo capture shipped in the repository, unpacked.
-    static func demoCapture(_ scratch: Scratch) throws -> String {
+    static func demoCapture(_ scratch: TemporaryDirectory) throws -> String {
         let gz = Tool.repository.appendingPathComponent("Demo/pod-traffic.pcap.gz").path
         let out = scratch.path("demo.pcap")
         let r = try runProcess("/bin/sh", ["-c", "gunzip -c '\(gz)' > '\(out)'"])

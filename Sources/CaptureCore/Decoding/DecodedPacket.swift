@@ -2,7 +2,10 @@
 public enum TunnelKind: UInt8, Sendable, Hashable, CustomStringConvertible {
     case none = 0, vxlan, geneve, gre, ipInIP
 
-    public var description: String {
+    public var description: String { name.description }
+
+    /// The tunnel kind's name ("none", "vxlan", "geneve", "gre", "ipip"), without allocating.
+    public var name: StaticString {
         switch self {
         case .none: "none"
         case .vxlan: "vxlan"

@@ -19,7 +19,10 @@ public enum TCPState: UInt8, Sendable, CustomStringConvertible {
     /// The server answered the SYN with RST: connection refused.
     case refused
 
-    public var description: String {
+    public var description: String { name.description }
+
+    /// The state's name ("established", "closed" …; "-" for none), without allocating.
+    public var name: StaticString {
         switch self {
         case .none: "-"
         case .synSent: "syn-sent"
@@ -53,7 +56,10 @@ public enum FlowEndReason: UInt8, Sendable, CustomStringConvertible {
     /// The capture ended (end of file, or the tracker was finished).
     case endOfCapture
 
-    public var description: String {
+    public var description: String { name.description }
+
+    /// The reason's name ("idle", "fin", "rst", "evicted", "reused", "end"), without allocating.
+    public var name: StaticString {
         switch self {
         case .none: "-"
         case .idleTimeout: "idle"
@@ -177,7 +183,10 @@ public enum FlowEvent: UInt8, Sendable, CustomStringConvertible {
     /// The flow ended; ``FlowRecord/endReason`` says why. Its final record.
     case closed
 
-    public var description: String {
+    public var description: String { name.description }
+
+    /// The event's name ("opened", "updated", "closed"), without allocating.
+    public var name: StaticString {
         switch self {
         case .opened: "opened"
         case .updated: "updated"

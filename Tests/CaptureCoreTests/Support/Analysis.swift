@@ -1,5 +1,6 @@
 import CaptureCore
 import Foundation
+import PodTapTestSupport
 
 /// Reads a capture with the library, decodes and tracks every packet, returns every closed flow.
 struct FileAnalysis {
@@ -35,37 +36,4 @@ struct FileAnalysis {
         flows = tracker.sink.closed
         statistics = tracker.currentStatistics
     }
-}
-
-/// Runs a tool; stdout and stderr apart.
-func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil)
-    throws -> (status: Int32, stdout: String, stderr: String)
-{
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    // stderr goes to a file so that neither pipe can fill up and block the child.
-    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("podtap-stderr-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: errURL) }
-    let errHandle = try FileHandle(forWritingTo: errURL)
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = errHandle
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    try? errHandle.close()
-    let errData = (try? Data(contentsOf: errURL)) ?? Data()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-}
-
-/// Finds an executable on PATH.
-func which(_ name: String) -> String? {
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
-        let p = "\(dir)/\(name)"
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    return nil
 }

@@ -1,6 +1,7 @@
 import CaptureCore
 import Foundation
 import Testing
+import PodTapTestSupport
 
 /// The shared packet corpus (`../shared/corpus` next to the repository) and its MANIFEST.tsv.
 enum Corpus {
@@ -123,31 +124,6 @@ func readAll(bytes: [UInt8], name: String = "memory.pcap") -> ReadResult {
         result.openFailed = true
     }
     return result
-}
-
-/// A fresh directory under the system temp dir, removed by `cleanup()`.
-struct TemporaryDirectory {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("podtap-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-    func cleanup() { try? FileManager.default.removeItem(at: url) }
-}
-
-/// Runs a tool to completion; stdout and stderr together.
-func runTool(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// Builds pcapng blocks for hostile-input tests, in either byte order.
