@@ -11,12 +11,13 @@ import Glibc
 ///
 /// Where it comes from, first match wins:
 /// 1. `PODTAP_BENCH_PCAP=FILE`: that capture (Ethernet, pcap or pcapng).
-/// 2. genpcap (bench/gen/genpcap.c): `$PODTAP_GENPCAP`, `$BENCH_BIN/genpcap`,
-///    `/tmp/bench/bin/genpcap`, else compiled with `cc` from `$PODTAP_SHARED/bench/gen/genpcap.c`
+/// 2. genpcap (bench/gen/genpcap.c): `$PODTAP_GENPCAP`, `${BENCH_BIN:-/tmp/bench/bin}/genpcap`,
+///    else compiled with `cc` from `$PODTAP_SHARED/bench/gen/genpcap.c`
 ///    or `<repo>/../shared/bench/gen/genpcap.c`; run as
 ///    `genpcap -n $PODTAP_BENCH_PACKETS -f $PODTAP_BENCH_FLOWS -s 1` (defaults 100000 / 2500:
 ///    byte-identical to bench's k8s-100k.pcap).
-/// 3. A synthetic TCP/UDP capture built here in Swift (no DNS, TLS, VLAN or VXLAN).
+/// 3. A synthetic TCP/UDP capture built here in Swift (no DNS, TLS, VLAN or VXLAN); also with
+///    `PODTAP_BENCH_SYNTHETIC=1`.
 final class TestCapture: @unchecked Sendable {
     static let packetsPerIteration = 1000
     static let shared = TestCapture()
@@ -81,7 +82,7 @@ final class TestCapture: @unchecked Sendable {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("podtap-bench-\(getpid())")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        if let genpcap = findGenpcap(scratch: dir.path) {
+        if env["PODTAP_BENCH_SYNTHETIC"] == nil, let genpcap = findGenpcap(scratch: dir.path) {
             let out = dir.appendingPathComponent("capture.pcap").path
             if run(genpcap, ["-n", "\(packets)", "-f", "\(flows)", "-s", "1", "-o", out]),
                 let data = FileManager.default.contents(atPath: out)
@@ -91,15 +92,14 @@ final class TestCapture: @unchecked Sendable {
             writeToStandardError("CaptureCoreBenchmarks: \(genpcap) failed; using the synthetic capture\n")
         }
         return (SyntheticCapture.make(packets: packets, flows: flows),
-                "synthetic TCP/UDP capture (genpcap not found), \(packets) packets, \(flows) flows")
+                "synthetic TCP/UDP capture, \(packets) packets, \(flows) flows")
     }
 
     private static func findGenpcap(scratch: String) -> String? {
         let env = ProcessInfo.processInfo.environment
         var candidates: [String] = []
         if let p = env["PODTAP_GENPCAP"] { candidates.append(p) }
-        if let b = env["BENCH_BIN"] { candidates.append(b + "/genpcap") }
-        candidates.append("/tmp/bench/bin/genpcap")
+        candidates.append((env["BENCH_BIN"] ?? "/tmp/bench/bin") + "/genpcap")
         if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
             return found
         }
