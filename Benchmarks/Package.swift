@@ -1,0 +1,34 @@
+// swift-tools-version: 6.2
+// PodTap benchmarks (ordo-one/benchmark): run from this directory with `swift package benchmark`.
+// A separate package so that the benchmark tool's dependencies never reach PodTap's own build.
+import PackageDescription
+
+// `.package(path: "../")` gets the identity of the parent directory's name (it is "wt-bench"
+// in a worktree, "podtap" or "main" elsewhere), so products are looked up under that name.
+let podtap = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "podtap").lowercased()
+
+let package = Package(
+    name: "PodTapBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: "../"),
+        // The MallocInterposer trait alone: the default traits add RuntimeInterposer, whose
+        // swift-runtime-interposer dependency cannot be resolved here (SWIFT-LINUX-NOTES §5).
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: []
+)
+
+// One executable per benchmarked module, in Benchmarks/<Name>/.
+for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"])] {
+    package.targets.append(
+        .executableTarget(
+            name: name,
+            dependencies: [.product(name: "Benchmark", package: "benchmark")]
+                + modules.map { .product(name: $0, package: podtap) },
+            path: "Benchmarks/\(name)",
+            swiftSettings: [.enableExperimentalFeature("Lifetimes")],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    )
+}
