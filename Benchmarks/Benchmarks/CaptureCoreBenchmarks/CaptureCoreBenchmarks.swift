@@ -27,7 +27,7 @@ let perPacketMetrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCount
 nonisolated(unsafe) let mallocsExact: [BenchmarkMetric: BenchmarkThresholds] = [.mallocCountTotal: .strict]
 
 enum FlowTableMetric {
-    static let recordStride = BenchmarkMetric.custom("FlowRecord stride (B)", useScalingFactor: false)
+    static let recordStride = BenchmarkMetric.custom("per-packet entry (B)", useScalingFactor: false)
     static let tableBytesPerFlow = BenchmarkMetric.custom("tableBytes / capacity (B)", useScalingFactor: false)
     static let bytesPerFlow = BenchmarkMetric.custom("FlowTracker.bytesPerFlow (B)", useScalingFactor: false)
     static let residentPerFlow = BenchmarkMetric.custom("RSS growth per flow, table full (B)", useScalingFactor: false)
@@ -102,13 +102,13 @@ let benchmarks: @Sendable () -> Void = {
         let grown = residentBytes() - before
         precondition(tracker.activeFlows == trackerCapacity, "table not full: \(tracker.activeFlows)")
         let tableBytes = tracker.tableBytes
-        let stride = MemoryLayout<FlowRecord>.stride
+        let stride = FlowTracker<DiscardingFlowSink>.entryBytes
         benchmark.measurement(FlowTableMetric.recordStride, stride)
         benchmark.measurement(FlowTableMetric.tableBytesPerFlow, tableBytes / trackerCapacity)
         benchmark.measurement(FlowTableMetric.bytesPerFlow, FlowTracker<DiscardingFlowSink>.bytesPerFlow)
         benchmark.measurement(FlowTableMetric.residentPerFlow, grown / trackerCapacity)
         writeToStandardError(
-            "CaptureCoreBenchmarks: MemoryLayout<FlowRecord>.stride=\(stride) B, FlowTracker.bytesPerFlow="
+            "CaptureCoreBenchmarks: FlowTracker.entryBytes=\(stride) B, FlowTracker.bytesPerFlow="
                 + "\(FlowTracker<DiscardingFlowSink>.bytesPerFlow) B, tableBytes=\(tableBytes) B for capacity "
                 + "\(trackerCapacity) = \(tableBytes / trackerCapacity) B per flow, RSS growth with the table full = "
                 + "\(grown / trackerCapacity) B per flow (target <= 128 B per entry)\n")

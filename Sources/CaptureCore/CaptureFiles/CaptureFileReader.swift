@@ -145,6 +145,8 @@ public struct CaptureFileReader: ~Copyable {
     @usableFromInline let pcapLinkType: LinkType
     @usableFromInline var current: _CurrentPacket
     @usableFromInline var hasCurrent: Bool
+    /// Where the early load of the next record header lands (see ``advancePcap(_:)``).
+    @usableFromInline var readAhead: UInt32 = 0
     var clocks: [_InterfaceClock]
     var sectionFirstInterface: Int
     var error: CaptureFileError?
@@ -202,7 +204,12 @@ public struct CaptureFileReader: ~Copyable {
             nanoseconds: UInt64(seconds) &* 1_000_000_000 &+ UInt64(fraction) &* pcapNanosecondsPerUnit)
         current.linkType = pcapLinkType
         current.blockOffset = offset
-        self.offset = offset &+ 16 &+ captured
+        let next = offset &+ 16 &+ captured
+        self.offset = next
+        // Load the next record's header now: its cache miss then overlaps with the work the
+        // caller does on this packet instead of stalling the next advance(). (A prefetch by
+        // other means: CaptureCore has no C.) The value is stored so the load is not removed.
+        if next &+ 16 <= file.byteCount { readAhead = file.uint32(at: next &+ 8, bigEndian: false) }
         hasCurrent = true
         packetCount &+= 1
         return true
