@@ -155,19 +155,25 @@ public struct JSONBuffer: Sendable {
 
     @usableFromInline mutating func appendInteger(_ value: UInt64) {
         if value < 10 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value))
+            bytes.append(UInt8(ascii: "0") &+ UInt8(value))
             return
         }
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
-        var v = value
-        var n = 0
-        withUnsafeMutableBytes(of: &tmp) { raw in
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            digits &+= 1
+        }
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
+        bytes.withUnsafeMutableBufferPointer { out in
+            var v = value
+            var i = start &+ digits &- 1
             while v > 0 {
-                unsafe raw[23 - n] = UInt8(ascii: "0") + UInt8(v % 10)
+                unsafe out[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
                 v /= 10
-                n += 1
+                i &-= 1
             }
-            unsafe bytes.append(contentsOf: raw[(24 - n)...])
         }
     }
 
