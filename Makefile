@@ -1,10 +1,11 @@
 # PodTap — two commands on a fresh Debian machine (as root):
 #   make demo   build the offline analyzer and run it on the shipped pod-traffic capture
 #   make test   install what is missing, build, run every test
+#   make fuzz   build the libFuzzer harnesses in Fuzz/ and run each for FUZZ_SECONDS (default 600)
 export PATH := /opt/swift/usr/bin:$(PATH)
 SWIFT ?= swift
 
-.PHONY: all deps build release test demo clean
+.PHONY: all deps build release test demo fuzz clean
 
 all: build
 
@@ -25,6 +26,12 @@ demo: release
 	@mkdir -p .build
 	@gunzip -c Demo/pod-traffic.pcap.gz > .build/demo.pcap
 	.build/release/podtap-flows --format table --sort bytes --limit 25 .build/demo.pcap
+
+# Separate package (Fuzz/Package.swift), separate scratch path (Fuzz/.build): `make test` is unaffected.
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 1
+fuzz:
+	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS)
 
 clean:
 	rm -rf .build

@@ -1,0 +1,260 @@
+// libFuzzer harness: CaptureFileReader (classic pcap and pcapng), then every packet through
+// PacketDecoder and FlowTracker, then PcapNGWriter (packets and interface statistics) and
+// PcapWriter, reading both outputs back to check the round trips.
+//
+// Input: a whole capture file. Errors from the reader are expected; traps are bugs.
+// Built with -sanitize=fuzzer(,address) and -parse-as-library: libFuzzer provides the driver.
+import CaptureCore
+import Glibc
+
+/// An unlinked temporary file (one per fuzzing process) that a writer writes to and the
+/// round trip reads back.
+func scratchFile() -> Int32 {
+    var template = Array("/tmp/podtap-fuzz-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    precondition(fd >= 0, "mkstemp failed")
+    unlink(template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+    return fd
+}
+let pcapNGScratch = scratchFile()
+let pcapScratch = scratchFile()
+
+func rewind(_ fd: Int32) {
+    precondition(ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0)
+}
+
+func contents(of fd: Int32) -> [UInt8] {
+    let count = Int(lseek(fd, 0, SEEK_END))
+    precondition(count > 0)
+    var bytes = [UInt8](repeating: 0, count: count)
+    let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, 0) }
+    precondition(got == count, "short read of a scratch file")
+    return bytes
+}
+
+/// What a round trip compares: everything the writers keep of a packet.
+struct WrittenPacket: Equatable {
+    var bytes: [UInt8]
+    var originalLength: Int
+    var timestamp: Timestamp
+    var linkType: LinkType
+    var interfaceIndex: Int
+    var direction: PacketDirection
+
+    /// The packet as a writer with `snapLength` (0: none) and `resolution` stores it.
+    init(_ record: borrowing PacketRecord, snapLength: Int, timestamp: Timestamp, direction: PacketDirection) {
+        let captured = snapLength == 0 ? record.bytes.byteCount : min(record.bytes.byteCount, snapLength)
+        bytes = record.bytes.extracting(first: captured).withUnsafeBytes { Array($0) }
+        originalLength = min(max(record.originalLength, captured), Int(UInt32.max))
+        self.timestamp = timestamp
+        linkType = record.linkType
+        interfaceIndex = record.interfaceIndex
+        self.direction = direction
+    }
+
+    /// A packet read back, as it is.
+    init(readBack record: borrowing PacketRecord) {
+        bytes = record.bytes.withUnsafeBytes { Array($0) }
+        originalLength = record.originalLength
+        timestamp = record.timestamp
+        linkType = record.linkType
+        interfaceIndex = record.interfaceIndex
+        direction = record.direction
+    }
+}
+
+/// `time` as stored in `resolution` units and read back (rounded down, saturating).
+func rounded(_ time: Timestamp, _ resolution: TimestampResolution) -> Timestamp {
+    Timestamp(nanoseconds: resolution.nanoseconds(fromUnits: resolution.units(fromNanoseconds: time.nanoseconds)))
+}
+
+/// `time` as a classic pcap record stores it: 32-bit seconds, microseconds or nanoseconds.
+func pcapRounded(_ time: Timestamp, _ resolution: TimestampResolution) -> Timestamp {
+    let seconds = UInt64(UInt32(truncatingIfNeeded: time.seconds))
+    var fraction = time.nanoseconds % 1_000_000_000
+    if resolution == .microseconds { fraction -= fraction % 1000 }
+    return Timestamp(nanoseconds: seconds * 1_000_000_000 + fraction)
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    guard var reader = try? CaptureFileReader(bytes: bytes, name: "fuzz-input") else { return 0 }
+
+    let decoder = PacketDecoder()
+    var decoded = DecodedPacket()
+    var configuration = FlowTrackerConfiguration(capacity: 64)
+    configuration.nameCapacity = 64
+    configuration.fragmentCacheSize = 16
+    var tracker = FlowTracker(configuration: configuration, sink: DiscardingFlowSink())
+
+    rewind(pcapNGScratch)
+    rewind(pcapScratch)
+    guard var writer = try? PcapNGWriter(fileDescriptor: pcapNGScratch, name: "pcapng scratch", comment: "fuzz") else {
+        preconditionFailure("cannot start a pcapng file")
+    }
+    var pcapWriter: PcapWriter? = nil
+    var pcapLinkType = LinkType.null
+    var pcapSnapLength: UInt32 = 0
+    var pcapResolution = TimestampResolution.microseconds
+    var writerInterfaces = 0
+    var writerFailed = false
+    var expected: [WrittenPacket] = []
+    var expectedPcap: [WrittenPacket] = []
+    var expectedInterfaces: [CaptureInterface] = []
+    var packets = 0
+
+    while true {
+        let more: Bool
+        do {
+            more = try reader.advance()
+        } catch {
+            // Errors are sticky: the next call throws the same one.
+            do {
+                _ = try reader.advance()
+                preconditionFailure("advance() succeeded after an error")
+            } catch let again {
+                precondition(again == error, "a different error the second time")
+            }
+            break
+        }
+        guard more else {
+            precondition((try? reader.advance()) == false, "advance() after the end")
+            break
+        }
+        packets += 1
+        let record = reader.packet
+        let interfaces = reader.interfaces
+        precondition(record.interfaceIndex >= 0 && record.interfaceIndex < interfaces.count,
+                     "packet on interface \(record.interfaceIndex) of \(interfaces.count)")
+        let interface = interfaces[record.interfaceIndex]
+        precondition(record.linkType == interface.linkType, "packet link type differs from its interface")
+        precondition(reader.bytesRead <= reader.fileSize && record.fileOffset < reader.bytesRead)
+        precondition(reader.packetCount == packets)
+
+        decoder.decode(record.bytes, linkType: record.linkType, into: &decoded)
+        precondition(decoded.layerCount <= PacketDecoder.maximumNetworkLayers)
+        tracker.process(decoded, frame: record.bytes, timestamp: record.timestamp,
+                        wireLength: record.originalLength, interface: record.interfaceIndex)
+        if let dns = decoded.dns { _ = DNSMessage.queryName(in: record.bytes, info: dns) }
+        if let tls = decoded.tls {
+            _ = TLSClientHello.text(in: record.bytes, offset: tls.serverNameOffset, length: Int(tls.serverNameLength))
+            _ = TLSClientHello.text(in: record.bytes, offset: tls.alpnOffset, length: Int(tls.alpnLength))
+        }
+        let comments = reader.packetComments
+
+        guard !writerFailed else { continue }
+        do throws(CaptureFileError) {
+            while writerInterfaces < interfaces.count {
+                let added = try writer.addInterface(interfaces[writerInterfaces])
+                precondition(added == writerInterfaces)
+                expectedInterfaces.append(interfaces[writerInterfaces])
+                writerInterfaces += 1
+            }
+            try writer.write(record, comment: comments.first)
+            expected.append(WrittenPacket(record, snapLength: Int(interface.snapLength),
+                                          timestamp: rounded(record.timestamp, interface.timestampResolution),
+                                          direction: record.direction))
+
+            // Classic pcap holds one link type: the first packet's.
+            if pcapWriter == nil {
+                pcapLinkType = record.linkType
+                pcapSnapLength = interface.snapLength == 0 ? 262_144 : interface.snapLength
+                pcapResolution = interface.timestampResolution == .nanoseconds ? .nanoseconds : .microseconds
+                pcapWriter = try PcapWriter(fileDescriptor: pcapScratch, linkType: pcapLinkType,
+                                            snapLength: pcapSnapLength, resolution: pcapResolution)
+            }
+            if record.linkType == pcapLinkType {
+                try pcapWriter!.write(record)
+                var written = WrittenPacket(record, snapLength: Int(pcapSnapLength),
+                                            timestamp: pcapRounded(record.timestamp, pcapResolution), direction: .unknown)
+                written.interfaceIndex = 0
+                expectedPcap.append(written)
+            }
+        } catch {
+            // Only a string option too long for pcapng may fail: a name or comment read
+            // back with U+FFFD for invalid UTF-8 can grow past 65535 bytes. Stop writing.
+            precondition(error.code == .invalidArgument, "writer failed: \(error)")
+            writerFailed = true
+        }
+    }
+    tracker.finish()
+    let statistics = tracker.currentStatistics
+    precondition(statistics.flowsOpened == statistics.flowsClosed && statistics.activeFlows == 0)
+    precondition(statistics.packets == UInt64(packets))
+
+    // Interface statistics (ISBs) of the interfaces written.
+    let finalInterfaces = reader.interfaces
+    var expectedStatistics: [InterfaceStatistics?] = []
+    for i in 0..<writerInterfaces {
+        guard var s = finalInterfaces[i].statistics, !writerFailed else {
+            expectedStatistics.append(nil)
+            continue
+        }
+        do { try writer.writeInterfaceStatistics(interface: i, s) } catch { preconditionFailure("ISB: \(error)") }
+        s.timestamp = rounded(s.timestamp, finalInterfaces[i].timestampResolution)
+        expectedStatistics.append(s)
+    }
+    do { try writer.close() } catch { preconditionFailure("pcapng writer: \(error)") }
+
+    // Read the pcapng output back: it must be valid and hold the same packets.
+    do {
+        var back = try CaptureFileReader(bytes: contents(of: pcapNGScratch), name: "pcapng round trip")
+        var index = 0
+        while try back.advance() {
+            precondition(index < expected.count, "pcapng round trip has more packets")
+            precondition(WrittenPacket(readBack: back.packet) == expected[index], "pcapng round trip changed packet \(index)")
+            index += 1
+        }
+        precondition(index == expected.count, "pcapng round trip lost packets: \(index) of \(expected.count)")
+        let interfaces = back.interfaces
+        precondition(interfaces.count == expectedInterfaces.count, "pcapng round trip interface count")
+        for (i, (a, b)) in zip(interfaces, expectedInterfaces).enumerated() {
+            precondition(a.linkType == b.linkType && a.snapLength == b.snapLength
+                         && a.timestampResolution == b.timestampResolution && a.fcsLength == b.fcsLength,
+                         "pcapng round trip changed interface \(i)")
+            precondition(a.statistics == expectedStatistics[i], "pcapng round trip changed the statistics of interface \(i)")
+        }
+    } catch {
+        preconditionFailure("cannot read back the pcapng output: \(error)")
+    }
+
+    // The same for classic pcap.
+    if var p = pcapWriter.take() {
+        do { try p.flush() } catch { preconditionFailure("pcap writer: \(error)") }
+        _ = consume p
+        do {
+            var back = try CaptureFileReader(bytes: contents(of: pcapScratch), name: "pcap round trip")
+            var index = 0
+            while try back.advance() {
+                precondition(index < expectedPcap.count, "pcap round trip has more packets")
+                precondition(WrittenPacket(readBack: back.packet) == expectedPcap[index], "pcap round trip changed packet \(index)")
+                index += 1
+            }
+            precondition(index == expectedPcap.count, "pcap round trip lost packets: \(index) of \(expectedPcap.count)")
+            precondition(back.interfaces.count == 1 && back.interfaces[0].linkType == pcapLinkType
+                         && back.interfaces[0].snapLength == pcapSnapLength, "pcap round trip changed the header")
+        } catch {
+            preconditionFailure("cannot read back the pcap output: \(error)")
+        }
+    }
+    return 0
+}
+
+// MARK: - Entry point
+
+/// libFuzzer's driver (in libclang_rt.fuzzer, linked by -sanitize=fuzzer).
+@_extern(c, "LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+/// SwiftPM (tools-version >= 5.5) links executables with `--defsym main=FuzzCaptureFile_main`, so
+/// libFuzzer's own `main` is never the entry point; this one starts libFuzzer instead.
+@_cdecl("FuzzCaptureFile_main")
+public func fuzzCaptureFileMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
+}
