@@ -38,24 +38,11 @@ public struct JSONLinesFlowWriter: FlowSink {
         if buffer.bytes.count >= 1 << 16 { flush() }
     }
 
-    /// Writes what is buffered. Retries short writes and EINTR.
+    /// Writes what is buffered (see ``CaptureCore/writeAll(to:_:)``).
     public mutating func flush() {
         guard writeError == nil else { return }
-        var offset = 0
-        let fd = fileDescriptor
-        let total = buffer.bytes.count
-        let failure: Int32? = buffer.bytes.withUnsafeBytes { raw -> Int32? in
-            while offset < total {
-                let n = unsafe write(fd, raw.baseAddress! + offset, total - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += n
-            }
-            return nil
-        }
-        if let failure { writeError = failure }
+        let failure = unsafe buffer.bytes.withUnsafeBytes { writeAll(to: fileDescriptor, $0) }
+        if failure != 0 { writeError = failure }
         buffer.removeAll()
     }
 }

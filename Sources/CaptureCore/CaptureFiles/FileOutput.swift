@@ -40,7 +40,7 @@ internal import Glibc
     deinit {
         if !isClosed {
             // Best effort: errors are only reported by an explicit close().
-            _ = unsafe Self.writeAll(fileDescriptor, UnsafeRawPointer(buffer), buffered)
+            _ = unsafe writeAll(to: fileDescriptor, UnsafeRawBufferPointer(start: buffer, count: buffered))
             if closesDescriptor { _ = Glibc.close(fileDescriptor) }
         }
         unsafe buffer.deallocate()
@@ -143,37 +143,40 @@ internal import Glibc
     }
 
     private func writeThrough(_ pointer: UnsafeRawPointer, _ count: Int) throws(CaptureFileError) {
-        let error = unsafe Self.writeAll(fileDescriptor, pointer, count)
+        let error = unsafe writeAll(to: fileDescriptor, UnsafeRawBufferPointer(start: pointer, count: count))
         if error != 0 {
             throw CaptureFileError(.cannotWrite(errno: error), fileName: name, message: "write failed")
         }
-    }
-
-    /// Writes all `count` bytes, retrying on `EINTR` and short writes and waiting on `EAGAIN`.
-    /// - Returns: 0, or the `errno` of the failure.
-    private static func writeAll(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int32 {
-        var done = 0
-        while done < count {
-            let n = unsafe Glibc.write(fd, pointer + done, count - done)
-            if n > 0 {
-                done += n
-            } else if n == 0 {
-                return EIO
-            } else {
-                let error = Glibc.errno
-                if error == EINTR { continue }
-                if error == EAGAIN {
-                    var waiter = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = unsafe poll(&waiter, 1, -1)
-                    continue
-                }
-                return error
-            }
-        }
-        return 0
     }
 }
 
 /// Bytes of padding that bring `length` to a multiple of 4.
 @inline(__always)
 func _padding4(_ length: Int) -> Int { (4 - length & 3) & 3 }
+
+/// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes and waiting on
+/// `EAGAIN` (a non-blocking pipe). Shared by the capture writers and every flow output.
+/// - Returns: 0, or the `errno` of the failure (`EIO` if the descriptor accepts nothing).
+public func writeAll(to fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+    guard let base = unsafe bytes.baseAddress else { return 0 }
+    let count = bytes.count
+    var done = 0
+    while done < count {
+        let n = unsafe Glibc.write(fd, base + done, count - done)
+        if n > 0 {
+            done += n
+        } else if n == 0 {
+            return EIO
+        } else {
+            let error = Glibc.errno
+            if error == EINTR { continue }
+            if error == EAGAIN {
+                var waiter = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = unsafe poll(&waiter, 1, -1)
+                continue
+            }
+            return error
+        }
+    }
+    return 0
+}

@@ -43,17 +43,7 @@ struct CSVFlowWriter: FlowSink {
     }
 
     mutating func flush() {
-        out.bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = unsafe write(fileDescriptor, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += n
-            }
-        }
+        _ = unsafe out.bytes.withUnsafeBytes { writeAll(to: fileDescriptor, $0) }
         out.removeAll()
     }
 }

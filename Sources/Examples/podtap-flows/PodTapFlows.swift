@@ -139,15 +139,5 @@ func writeError(_ s: String) { writeAll(2, s) }
 
 func writeAll(_ fd: Int32, _ s: String) {
     var s = s
-    s.withUTF8 { buf in
-        var offset = 0
-        while offset < buf.count {
-            let n = unsafe write(fd, buf.baseAddress! + offset, buf.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += n
-        }
-    }
+    _ = s.withUTF8 { unsafe writeAll(to: fd, UnsafeRawBufferPointer($0)) }
 }
