@@ -65,6 +65,17 @@ public struct PacketDecoder: Sendable {
             self.offset = offset
             self.end = end
         }
+
+        /// Enters an encapsulation that carries a new link-layer frame (or a protocol type):
+        /// the inner frame's VLAN tags start afresh.
+        @inlinable mutating func enterTunnel(_ kind: TunnelKind, id: UInt32, at offset: Int) {
+            self.offset = offset
+            tunnel = kind
+            tunnelID = id
+            vlanID = 0
+            outerVLANID = 0
+            tags = 0
+        }
     }
 
     @inlinable
@@ -283,22 +294,12 @@ public struct PacketDecoder: Sendable {
             let dport = u.destinationPort
             if dport == vxlanPorts.0 || dport == vxlanPorts.1 {
                 let v = try VXLANHeader(validating: frame.extracting(payloadStart..<c.end))
-                c.offset = payloadStart &+ VXLANHeader.length
-                c.tunnel = .vxlan
-                c.tunnelID = v.networkIdentifier
-                c.vlanID = 0
-                c.outerVLANID = 0
-                c.tags = 0
+                c.enterTunnel(.vxlan, id: v.networkIdentifier, at: payloadStart &+ VXLANHeader.length)
                 return .ethernet
             }
             if dport == genevePort && genevePort != 0 {
                 let g = try GeneveHeader(validating: frame.extracting(payloadStart..<c.end))
-                c.offset = payloadStart &+ g.headerLength
-                c.tunnel = .geneve
-                c.tunnelID = g.networkIdentifier
-                c.vlanID = 0
-                c.outerVLANID = 0
-                c.tags = 0
+                c.enterTunnel(.geneve, id: g.networkIdentifier, at: payloadStart &+ g.headerLength)
                 if g.isControl { return .done }
                 return .etherType(g.protocolType)
             }
@@ -329,12 +330,7 @@ public struct PacketDecoder: Sendable {
             return .done
         case IPProtocol.gre:
             let g = try GREHeader(validating: frame.extracting(c.offset..<c.end))
-            c.offset &+= g.headerLength
-            c.tunnel = .gre
-            c.tunnelID = g.key
-            c.vlanID = 0
-            c.outerVLANID = 0
-            c.tags = 0
+            c.enterTunnel(.gre, id: g.key, at: c.offset &+ g.headerLength)
             if g.protocolType == 0x880B {  // PPP (PPTP): optional FF 03, then a 1- or 2-byte protocol
                 guard c.offset < c.end else { return .done }  // acknowledgment only
                 if c.offset &+ 2 <= c.end && frame.bigEndianUInt16(at: c.offset) == 0xFF03 { c.offset &+= 2 }
