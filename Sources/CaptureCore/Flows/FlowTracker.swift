@@ -434,31 +434,29 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     // MARK: Table
 
+    /// Linear probing from `key`'s home slot: its entry index, or the empty slot where it would go.
     @inlinable
-    func find(_ key: FlowKey, hash: UInt32) -> Int? {
+    func probe(_ key: FlowKey, hash: UInt32) -> (entry: Int?, slot: Int) {
         var slot = Int(hash) & slotMask
         while true {
             let e = unsafe index[slot]
-            if e == 0 { return nil }
+            if e == 0 { return (nil, slot) }
             let i = Int(e &- 1)
-            if unsafe entries[i].hash == hash && entries[i].key == key { return i }
+            if unsafe entries[i].hash == hash && entries[i].key == key { return (i, slot) }
             slot = (slot &+ 1) & slotMask
         }
     }
+
+    @inlinable
+    func find(_ key: FlowKey, hash: UInt32) -> Int? { probe(key, hash: hash).entry }
 
     /// The entry of `key`, inserted (zeroed) if absent; nil when the table is full and the
     /// policy rejects new flows.
     @inlinable
     mutating func findOrInsert(_ key: FlowKey, hash: UInt32) -> (index: Int, isNew: Bool)? {
         while true {
-            var slot = Int(hash) & slotMask
-            while true {
-                let e = unsafe index[slot]
-                if e == 0 { break }
-                let i = Int(e &- 1)
-                if unsafe entries[i].hash == hash && entries[i].key == key { return (i, false) }
-                slot = (slot &+ 1) & slotMask
-            }
+            let (existing, slot) = probe(key, hash: hash)
+            if let existing { return (existing, false) }
             if freeCount == 0 {
                 guard makeRoom() else { return nil }
                 continue  // eviction moved index entries: probe again
