@@ -83,6 +83,25 @@ struct PodTapFlowsTests {
         #expect(r.stderr.contains("flows"))
     }
 
+    @Test("summary: no flow records on standard output, the same counts as jsonl on standard error")
+    func summaryOnly() throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
+        let capture = try Self.demoCapture(scratch)
+        let summary = try Tool.run(["--format", "summary", capture])
+        let jsonl = try Tool.run(["--format", "jsonl", capture])
+        #expect(summary.status == 0)
+        #expect(summary.stdout.isEmpty)
+        func count(_ label: String, _ text: String) -> Int? {
+            text.split(separator: "\n").first { $0.hasPrefix(label + " ") }
+                .flatMap { Int($0.dropFirst(label.count).split(separator: " ").first ?? "") }
+        }
+        let flows = try #require(count("flows", summary.stderr))
+        #expect(flows == count("flows", jsonl.stderr))
+        #expect(flows == jsonl.stdout.split(separator: "\n").count)
+        #expect(count("packets", summary.stderr) == count("packets", jsonl.stderr))
+    }
+
     @Test("table: aligned columns, one row per flow, limit honoured")
     func table() throws {
         let scratch = try TemporaryDirectory()

@@ -63,9 +63,9 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     }
 
     deinit {
-        unsafe Glibc.free(entries)
-        unsafe Glibc.free(details)
-        unsafe Glibc.free(index)
+        unsafe releaseZeroedAllocation(entries, count: capacity)
+        unsafe releaseZeroedAllocation(details, count: capacity)
+        unsafe releaseZeroedAllocation(index, count: slotMask &+ 1)
         unsafe free.deallocate()
         unsafe fragments.deallocate()
     }
@@ -612,8 +612,18 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 /// `count` zeroed values of `T` from calloc; traps when memory is exhausted (a capacity the
 /// machine cannot hold is a configuration error).
 func zeroedAllocation<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
-    guard let raw = unsafe calloc(count, MemoryLayout<T>.stride) else {
-        fatalError("FlowTracker: cannot allocate \(count) × \(MemoryLayout<T>.stride) bytes")
+    // An anonymous mapping, not calloc: page-aligned, so a 128-byte entry occupies exactly two
+    // cache lines (calloc's 16-byte header put every entry across three), and zero pages are
+    // only backed by memory as flows touch them.
+    let bytes = max(count &* MemoryLayout<T>.stride, 1)
+    let raw = unsafe mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    guard let raw, raw != MAP_FAILED else {
+        fatalError("FlowTracker: cannot map \(count) × \(MemoryLayout<T>.stride) bytes (errno \(errno))")
     }
     return unsafe raw.bindMemory(to: T.self, capacity: count)
+}
+
+/// Releases memory from ``zeroedAllocation(_:count:)``.
+func releaseZeroedAllocation<T>(_ pointer: UnsafeMutablePointer<T>, count: Int) {
+    _ = unsafe munmap(UnsafeMutableRawPointer(pointer), max(count &* MemoryLayout<T>.stride, 1))
 }

@@ -31,7 +31,7 @@ struct PodTapFlows: ParsableCommand {
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case table, jsonl, csv
+        case table, jsonl, csv, summary
     }
 
     enum SortKey: String, ExpressibleByArgument, CaseIterable {
@@ -41,7 +41,7 @@ struct PodTapFlows: ParsableCommand {
     @Argument(help: "Capture files (pcap or pcapng), read in order as one capture.")
     var files: [String]
 
-    @Option(help: "Output format: table (default on a terminal), jsonl (default otherwise), csv.")
+    @Option(help: "Output format: table (default on a terminal), jsonl (default otherwise), csv, or summary (no flow records, only the summary on standard error).")
     var format: Format?
 
     @Flag(help: "Leave out the outer flows that carried a tunnel (node-to-node VXLAN, Geneve, GRE, IP-in-IP).")
@@ -112,6 +112,9 @@ struct PodTapFlows: ParsableCommand {
                                       sink: FilteringSink(innermost: innermost, base: CSVFlowWriter(fileDescriptor: 1)))
             result = analysis.run(&tracker)
             tracker.sink.base.flush()
+        case .summary:
+            var tracker = FlowTracker(configuration: configuration, sink: DiscardingFlowSink())
+            result = analysis.run(&tracker)
         case .table:
             var tracker = FlowTracker(configuration: configuration,
                                       sink: FilteringSink(innermost: innermost, base: CollectingFlowSink()))
