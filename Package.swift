@@ -28,7 +28,23 @@ let package = Package(
     ],
     targets: [
         .target(name: "CaptureCore", swiftSettings: strict),
-        .target(name: "Backends", dependencies: ["CaptureCore"], swiftSettings: strict),
+        // C shims: one tiny target per C library, under Sources/Backends/Shims.
+        .target(name: "CPodTapPacket", path: "Sources/Backends/Shims/CPodTapPacket"),
+        .target(
+            name: "CPodTapPcap", path: "Sources/Backends/Shims/CPodTapPcap",
+            linkerSettings: [.linkedLibrary("pcap")]
+        ),
+        .systemLibrary(
+            name: "CPodTapNetlink", path: "Sources/Backends/Shims/CPodTapNetlink",
+            pkgConfig: "libnl-nf-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev", "libnl-nf-3-dev"])]
+        ),
+        .target(
+            name: "Backends",
+            dependencies: ["CaptureCore", "CPodTapPacket", "CPodTapPcap", "CPodTapNetlink"],
+            exclude: ["Shims"],
+            swiftSettings: strict
+        ),
         .target(name: "K8sMeta", dependencies: ["CaptureCore"], swiftSettings: strict),
         .target(name: "Exporters", dependencies: ["CaptureCore"], swiftSettings: strict),
         .executableTarget(
@@ -42,6 +58,9 @@ let package = Package(
         ),
         .target(name: "PodTapTestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "CaptureCoreTests", dependencies: ["CaptureCore", "PodTapTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "BackendsTests", dependencies: ["Backends", "CaptureCore", "PodTapTestSupport"], swiftSettings: strict
+        ),
         .testTarget(name: "ExportersTests", dependencies: ["Exporters", "CaptureCore"], swiftSettings: strict),
         .testTarget(
             name: "PodTapFlowsTests",

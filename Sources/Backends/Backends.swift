@@ -1,3 +1,15 @@
-// Live capture sources (AF_PACKET TPACKET_V3, libpcap, eBPF) and interface discovery (netlink)
-// arrive with issue #3. This module is the only one that will link C libraries.
+// Live capture sources (AF_PACKET TPACKET_V3, libpcap), interface discovery and conntrack over
+// netlink (libnl-3). The only module that links C libraries, through the shims in Shims/.
 public import CaptureCore
+internal import CPodTapPacket
+internal import CPodTapPcap
+internal import CPodTapNetlink
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// Versions of the C libraries linked in, for `--version` and bug reports.
+public enum BackendLibraries {
+    /// libpcap's own version string, e.g. "libpcap version 1.10.3 (with TPACKET_V3)".
+    public static var libpcap: String { String(cString: unsafe pcap_lib_version()) }
+}
