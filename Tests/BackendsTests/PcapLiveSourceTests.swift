@@ -1,0 +1,293 @@
+import Backends
+import CaptureCore
+import Foundation
+import PodTapTestSupport
+import Testing
+
+@Suite("libpcap live capture")
+struct PcapLiveSourceTests {
+    /// Finds the flow of a conversation: protocol, server port, both pod addresses.
+    static func flow(of c: Conversation, in flows: [FlowRecord], node: SimulatedNode) -> FlowRecord? {
+        let client = IPAddress(node.pods[c.client].address), server = IPAddress(node.pods[c.server].address)
+        let proto: UInt8 = c.kind == .tcp ? 6 : 17
+        return flows.first { f in
+            f.key.protocolNumber == proto && (f.key.portA == c.port || f.key.portB == c.port)
+                && Set([f.key.a, f.key.b]) == Set([client, server].compactMap { $0 })
+        }
+    }
+
+    /// Every flow found with client/server right, per-direction packets and IP bytes exactly
+    /// what the applications sent plus header arithmetic, TCP closed.
+    static func check(_ c: Conversation, _ flows: [FlowRecord], _ node: SimulatedNode) {
+        guard let f = flow(of: c, in: flows, node: node) else {
+            Issue.record("no flow for \(c)")
+            return
+        }
+        #expect(f.clientAddress == IPAddress(node.pods[c.client].address), "\(c): client")
+        #expect(f.serverAddress == IPAddress(node.pods[c.server].address), "\(c): server")
+        #expect(f.serverPort == c.port, "\(c): server port")
+        switch c.kind {
+        case .tcp:
+            // 20-byte IPv4 + 20-byte TCP headers on every segment, + options on the SYN / SYN-ACK.
+            #expect(f.clientFromHandshake, "\(c): client from the handshake")
+            #expect(f.client.ipBytes == UInt64(c.clientBytes) + f.client.packets * 40 + UInt64(PodApps.synOptionBytes),
+                    "\(c): client packets \(f.client.packets), IP bytes \(f.client.ipBytes)")
+            #expect(f.server.ipBytes == UInt64(c.serverBytes) + f.server.packets * 40 + UInt64(PodApps.synOptionBytes),
+                    "\(c): server packets \(f.server.packets), IP bytes \(f.server.ipBytes)")
+            // SYN, ACK, data (at least one segment), FIN: four at least from each side.
+            #expect(f.client.packets >= 3 && f.server.packets >= 3, "\(c): packets \(f.client.packets)/\(f.server.packets)")
+            #expect(f.tcpState == .closed, "\(c): TCP state \(f.tcpState)")
+            #expect(f.endReason == .tcpFinished, "\(c): end \(f.endReason)")
+            #expect(f.client.tcpFlags.contains(.fin) && f.server.tcpFlags.contains(.fin), "\(c): FIN both ways")
+            #expect(f.client.retransmissions == 0 && f.server.retransmissions == 0, "\(c): retransmissions")
+        case .udp:
+            let n = UInt64(c.datagrams)
+            #expect(f.client.packets == n && f.server.packets == n, "\(c): packets \(f.client.packets)/\(f.server.packets)")
+            #expect(f.client.ipBytes == n * UInt64(c.clientBytes + 28), "\(c): client IP bytes \(f.client.ipBytes)")
+            #expect(f.server.ipBytes == n * UInt64(c.serverBytes + 28), "\(c): server IP bytes \(f.server.ipBytes)")
+        }
+        // Untagged Ethernet on the bridge: 14 bytes more per frame.
+        #expect(f.client.wireBytes == f.client.ipBytes + 14 * f.client.packets, "\(c): client wire bytes")
+        #expect(f.server.wireBytes == f.server.ipBytes + 14 * f.server.packets, "\(c): server wire bytes")
+    }
+
+    // Blocking work (captures, apps, polls) runs on a dedicated thread and returns what it saw;
+    // the expectations run here, in the test's task, so Swift Testing attributes them.
+
+    @Test("Pod traffic on the bridge, captured from the node's namespace, is counted exactly")
+    func bridgeCaptureCountsPodTraffic() async throws {
+        let node = try SimulatedNode(podCount: 4)
+        defer { node.remove() }
+        let conversations = [
+            Conversation(kind: .tcp, client: 0, server: 1, port: 5001, clientBytes: 100_000, serverBytes: 7_000),
+            Conversation(kind: .tcp, client: 2, server: 3, port: 5002, clientBytes: 3_000, serverBytes: 250_000),
+            Conversation(kind: .tcp, client: 1, server: 2, port: 5003, clientBytes: 12_345, serverBytes: 54_321),
+            Conversation(kind: .udp, client: 3, server: 0, port: 6001, clientBytes: 300, serverBytes: 900, datagrams: 20),
+            Conversation(kind: .udp, client: 0, server: 2, port: 6002, clientBytes: 1_200, serverBytes: 100, datagrams: 10),
+        ]
+        var configuration = PcapLiveConfiguration(interface: node.bridge)
+        configuration.networkNamespace = node.namespacePath(node.namespace)
+        configuration.promiscuous = true  // a bridge passes up forwarded frames only when promiscuous
+        configuration.bufferSize = 32 << 20
+        let (received, outcome) = try await onDedicatedThread { [configuration] in
+            for pod in node.pods { try PodApps.prepare(node, pod) }
+            let capture = try LiveCapture(configuration)
+            defer { _ = capture.stop() }
+            let received = try run(conversations, on: node)
+            return (received, capture.stop())
+        }
+
+        #expect(outcome.error == nil)
+        for (c, got) in zip(conversations, received) {
+            #expect(got.server == c.expectedAtServer && got.client == c.expectedAtClient, "\(c): apps received \(got)")
+            Self.check(c, outcome.flows, node)
+        }
+        let s = outcome.statistics
+        #expect(s.droppedByKernel == 0, "\(s)")
+        #expect(s.delivered == UInt64(outcome.packets) && s.received >= s.delivered, "\(s)")
+        #expect(s.batches > 0)
+        print("bridge capture: \(outcome.packets) packets, \(outcome.flows.count) flows; \(s)")
+        for c in conversations {
+            if let f = Self.flow(of: c, in: outcome.flows, node: node) {
+                print("  \(c): client \(f.client.packets) pkts \(f.client.ipBytes) B, server \(f.server.packets) pkts \(f.server.ipBytes) B, \(f.tcpState)")
+            }
+        }
+    }
+
+    @Test("A tcpdump filter keeps only its port; a bad expression fails naming it and libpcap's reason")
+    func filter() async throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let kept = Conversation(kind: .tcp, client: 0, server: 1, port: 5101, clientBytes: 20_000, serverBytes: 3_000)
+        let conversations = [
+            kept,
+            Conversation(kind: .tcp, client: 1, server: 0, port: 5102, clientBytes: 5_000, serverBytes: 5_000),
+            Conversation(kind: .udp, client: 0, server: 1, port: 5101, clientBytes: 100, serverBytes: 100, datagrams: 5),
+        ]
+        var configuration = PcapLiveConfiguration(interface: node.bridge)
+        configuration.networkNamespace = node.namespacePath(node.namespace)
+        configuration.promiscuous = true
+        configuration.bufferSize = 16 << 20
+        configuration.filter = "tcp port 5101"
+        let (received, outcome) = try await onDedicatedThread { [configuration] in
+            for pod in node.pods { try PodApps.prepare(node, pod) }
+            let capture = try LiveCapture(configuration) { p in
+                p.layerCount == 1 && p.layers[0].protocolNumber == 6
+                    && (p.layers[0].sourcePort == 5101 || p.layers[0].destinationPort == 5101)
+            }
+            defer { _ = capture.stop() }
+            let received = try run(conversations, on: node)
+            return (received, capture.stop())
+        }
+        #expect(received.map(\.server) == conversations.map(\.expectedAtServer))
+        #expect(outcome.error == nil)
+        #expect(outcome.packets > 0)
+        #expect(outcome.rejected == 0, "packets outside 'tcp port 5101' were delivered")
+        #expect(outcome.flows.count == 1, "\(outcome.flows.map(\.key))")
+        Self.check(kept, outcome.flows, node)
+        #expect(outcome.statistics.droppedByKernel == 0)
+        print("filter 'tcp port 5101': \(outcome.packets) packets, \(outcome.flows.count) flow")
+
+        // Invalid expressions: at open, and when replacing the filter of an open source.
+        configuration.interface = "lo"
+        configuration.filter = "tcp port nonsense"
+        let (atOpen, replaced, valid) = try await onDedicatedThread { [configuration] in
+            var configuration = configuration
+            let atOpen = Result { () throws(CaptureSourceError) in _ = try PcapLiveSource(configuration) }
+            configuration.filter = nil
+            let source = try PcapLiveSource(configuration)
+            let replaced = Result { () throws(CaptureSourceError) in try source.setFilter("udp and and") }
+            let valid = Result { () throws(CaptureSourceError) in try source.setFilter("udp port 53") }
+            return (atOpen.failure, replaced.failure, valid.failure)
+        }
+        #expect(atOpen?.code == .invalidFilter)
+        #expect(atOpen?.message == "invalid filter expression 'tcp port nonsense': unknown port 'nonsense'",
+                "\(String(describing: atOpen))")
+        #expect(replaced?.code == .invalidFilter)
+        #expect(replaced?.message.contains("'udp and and'") == true && replaced?.message.contains("syntax error") == true,
+                "\(String(describing: replaced))")
+        #expect(valid == nil)
+        print("bad filters: \(String(describing: atOpen)); \(String(describing: replaced))")
+    }
+
+    /// What the down/delete scenario observed.
+    struct InterfaceLoss: Sendable {
+        var downC: CaptureSourceError?
+        var afterUpC = 0
+        var beforeA = 0, beforeB = 0
+        var down: CaptureSourceError?
+        var afterDown = 0
+        var deleted: CaptureSourceError?
+        var deletedAgain: CaptureSourceError?
+        var deletedWhileUp: CaptureSourceError?
+        var afterB = 0
+        var wrongLength = 0
+        var statisticsA = CaptureStatistics()
+        var statisticsB = CaptureStatistics()
+    }
+
+    @Test("A pod's veth going down or away is reported by poll, and another source keeps capturing")
+    func interfaceDownAndDeleted() async throws {
+        let node = try SimulatedNode(podCount: 4)
+        defer { node.remove() }
+        let r = try await onDedicatedThread {
+            let ns = node.namespacePath(node.namespace)
+            let (p0, p1, p2, p3) = (node.pods[0], node.pods[1], node.pods[2], node.pods[3])
+            var a = try PcapLiveSource(interface: p0.hostInterface, networkNamespace: ns, filter: "udp port 6100")
+            var b = try PcapLiveSource(interface: p1.hostInterface, networkNamespace: ns, filter: "udp port 6200")
+            var c = try PcapLiveSource(interface: p2.hostInterface, networkNamespace: ns, filter: "udp port 6300")
+            var r = InterfaceLoss()
+
+            func send(from pod: SimulatedNode.Pod, to target: SimulatedNode.Pod, port: Int, count: Int) throws {
+                _ = try PodProcess(in: pod.namespace, ["udp-send", target.address, "\(port)", "\(count)", "100"]).result()
+            }
+            /// Polls until `expected` packets came (or 2 s passed), then once more; counts
+            /// packets that are not 14 + 128-byte frames.
+            func drain(_ source: inout PcapLiveSource, expected: Int) throws(CaptureSourceError) -> Int {
+                var total = 0
+                let deadline = Date().addingTimeInterval(2)
+                let check: (borrowing PacketRecord) -> Void = { packet in
+                    if packet.originalLength != 14 + 128 || packet.capturedLength != packet.originalLength { r.wrongLength += 1 }
+                }
+                while total < expected, Date() < deadline {
+                    total += try source.poll(timeoutMilliseconds: 50, check)
+                }
+                return total + (try source.poll(timeoutMilliseconds: 20, check))  // nothing more may come
+            }
+            func failure(_ body: () throws(CaptureSourceError) -> Void) -> CaptureSourceError? {
+                Result(catching: body).failure
+            }
+
+            // Down and up again: reported once, then the same source captures again.
+            try node.exec(["ip", "link", "set", p2.hostInterface, "down"])
+            r.downC = failure { () throws(CaptureSourceError) in _ = try c.poll(timeoutMilliseconds: 1000) { _ in } }
+            try node.exec(["ip", "link", "set", p2.hostInterface, "up"])
+            try send(from: p2, to: p3, port: 6300, count: 3)
+            r.afterUpC = try drain(&c, expected: 3)
+
+            try send(from: p0, to: p2, port: 6100, count: 5)
+            try send(from: p1, to: p3, port: 6200, count: 5)
+            r.beforeA = try drain(&a, expected: 5)
+            r.beforeB = try drain(&b, expected: 5)
+
+            // Down: reported once; the source stays open.
+            try node.exec(["ip", "link", "set", p0.hostInterface, "down"])
+            r.down = failure { () throws(CaptureSourceError) in _ = try a.poll(timeoutMilliseconds: 1000) { _ in } }
+            r.afterDown = try a.poll(timeoutMilliseconds: 0) { _ in }
+            // Then deleted: noSuchInterface, and again on every later poll.
+            try node.exec(["ip", "link", "delete", p0.hostInterface])
+            r.deleted = failure { () throws(CaptureSourceError) in _ = try a.poll(timeoutMilliseconds: 1000) { _ in } }
+            r.deletedAgain = failure { () throws(CaptureSourceError) in _ = try a.poll(timeoutMilliseconds: 0) { _ in } }
+            r.statisticsA = a.statistics
+            // Deleted while up (pod 2's veth).
+            try node.exec(["ip", "link", "delete", p2.hostInterface])
+            r.deletedWhileUp = failure { () throws(CaptureSourceError) in _ = try c.poll(timeoutMilliseconds: 1000) { _ in } }
+
+            // The other pod's capture carries on.
+            try send(from: p1, to: p3, port: 6200, count: 10)
+            r.afterB = try drain(&b, expected: 10)
+            r.statisticsB = b.statistics
+            return r
+        }
+        let veth0 = node.pods[0].hostInterface
+        #expect(r.downC?.code == .interfaceDown, "\(String(describing: r.downC))")
+        #expect(r.afterUpC == 3, "packets after the interface came back up")
+        #expect(r.beforeA == 5 && r.beforeB == 5)
+        #expect(r.down?.code == .interfaceDown)
+        #expect(r.down?.message.hasPrefix("interface \(veth0) went down") == true, "\(String(describing: r.down))")
+        #expect(r.afterDown == 0)
+        #expect(r.deleted?.code == .noSuchInterface)
+        #expect(r.deleted?.message.hasPrefix("interface \(veth0) no longer exists") == true, "\(String(describing: r.deleted))")
+        #expect(r.deletedAgain == r.deleted)
+        #expect(r.statisticsA.delivered == 5)
+        #expect(r.deletedWhileUp?.code == .noSuchInterface, "\(String(describing: r.deletedWhileUp))")
+        #expect(r.afterB == 10, "packets counted after the failures")
+        #expect(r.wrongLength == 0)
+        let s = r.statisticsB
+        #expect(s.delivered == 15 && s.received == 15 && s.droppedByKernel == 0, "\(s)")
+        print("down: \(String(describing: r.down))")
+        print("deleted: \(String(describing: r.deleted)); deleted while up: \(String(describing: r.deletedWhileUp))")
+        print("other veth after the failures: \(r.afterB) packets; \(s)")
+    }
+
+    @Test("Opening: a down interface, a missing one, a missing namespace")
+    func openFailures() async throws {
+        let node = try SimulatedNode(podCount: 0)
+        defer { node.remove() }
+        let downPod = try node.addPod(up: false)
+        let ns = node.namespacePath(node.namespace)
+        let (down, missing, namespace, linkType, sameNamespace) = try await onDedicatedThread {
+            func failure(_ body: () throws(CaptureSourceError) -> Void) -> CaptureSourceError? {
+                Result(catching: body).failure
+            }
+            let down = failure { () throws(CaptureSourceError) in _ = try PcapLiveSource(interface: downPod.hostInterface, networkNamespace: ns) }
+            let missing = failure { () throws(CaptureSourceError) in _ = try PcapLiveSource(interface: "nosuch0", networkNamespace: ns) }
+            let namespace = failure { () throws(CaptureSourceError) in
+                _ = try PcapLiveSource(interface: "lo", networkNamespace: "/run/netns/\(node.namespace)-missing")
+            }
+            // Brought up, the same interface opens; the thread is back in its own namespace.
+            try node.exec(["ip", "link", "set", downPod.hostInterface, "up"])
+            let source = try PcapLiveSource(interface: downPod.hostInterface, networkNamespace: ns)
+            let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self/ns/net")
+            let initial = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+            return (down, missing, namespace, source.linkType, own == initial)
+        }
+        #expect(down?.code == .interfaceDown)
+        #expect(down?.message.hasPrefix("interface \(downPod.hostInterface) in network namespace \(ns) is down") == true,
+                "\(String(describing: down))")
+        #expect(missing?.code == .noSuchInterface)
+        #expect(missing?.message.hasPrefix("no interface named 'nosuch0' in network namespace \(ns)") == true,
+                "\(String(describing: missing))")
+        #expect(namespace?.code == .namespace, "\(String(describing: namespace))")
+        #expect(linkType == .ethernet)
+        #expect(sameNamespace)
+        print("open failures: \(String(describing: down)); \(String(describing: missing)); \(String(describing: namespace))")
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
