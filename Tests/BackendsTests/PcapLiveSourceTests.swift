@@ -109,6 +109,10 @@ struct PcapLiveSourceTests {
         configuration.promiscuous = true
         configuration.bufferSize = 16 << 20
         configuration.filter = "tcp port 5101"
+        // Block mode (TPACKET_V3) here; the other tests use immediate mode (TPACKET_V2). Blocks
+        // retire after 10 ms, within LiveCapture's final quiet 50 ms.
+        configuration.immediate = false
+        configuration.bufferTimeoutMilliseconds = 10
         let (received, outcome) = try await onDedicatedThread { [configuration] in
             for pod in node.pods { try PodApps.prepare(node, pod) }
             let capture = try LiveCapture(configuration) { p in
@@ -126,7 +130,7 @@ struct PcapLiveSourceTests {
         #expect(outcome.flows.count == 1, "\(outcome.flows.map(\.key))")
         Self.check(kept, outcome.flows, node)
         #expect(outcome.statistics.droppedByKernel == 0)
-        print("filter 'tcp port 5101': \(outcome.packets) packets, \(outcome.flows.count) flow")
+        print("filter 'tcp port 5101', block mode: \(outcome.packets) packets in \(outcome.statistics.batches) batches, \(outcome.flows.count) flow")
 
         // Invalid expressions: at open, and when replacing the filter of an open source.
         configuration.interface = "lo"
@@ -289,5 +293,37 @@ extension Result {
     var failure: Failure? {
         if case .failure(let error) = self { return error }
         return nil
+    }
+}
+
+/// Without CAP_NET_RAW, opening fails with `.permissionDenied`. Capabilities belong to the
+/// process, so the test binary runs itself under `setpriv` with CAP_NET_RAW removed from its
+/// bounding set (root then gets no CAP_NET_RAW at exec), selecting only the probe below.
+@Suite("libpcap live capture without privilege")
+struct PcapPermissionTests {
+    static let probeVariable = "PODTAP_PCAP_PERMISSION_PROBE"
+
+    @Test("Opening without CAP_NET_RAW throws permissionDenied")
+    func permissionDenied() throws {
+        guard ProcessInfo.processInfo.environment[Self.probeVariable] == nil else { return }
+        let setpriv = try #require(which("setpriv"), "setpriv (util-linux) is needed")
+        let r = try runProcess(setpriv, ["--bounding-set=-net_raw", "--", "/usr/bin/env", "\(Self.probeVariable)=1",
+                                         CommandLine.arguments[0], "--testing-library", "swift-testing",
+                                         "--filter", "PcapPermissionTests/probe"])
+        let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("probe: ") }
+        #expect(line?.hasPrefix("probe: permissionDenied pcap_activate(lo): capturing on lo needs CAP_NET_RAW") == true,
+                "\(r.stdout)\(r.stderr)")
+        print(line ?? "no probe output")
+    }
+
+    /// Runs only in the child started above.
+    @Test("probe") func probe() {
+        guard ProcessInfo.processInfo.environment[Self.probeVariable] != nil else { return }
+        do {
+            _ = try PcapLiveSource(interface: "lo")
+            print("probe: opened")
+        } catch {
+            print("probe: \(error.code) \(error.operation): \(error.message)")
+        }
     }
 }

@@ -13,7 +13,10 @@ public struct PcapLiveConfiguration: Sendable, Hashable {
     public var interface: String
     /// Bytes kept of each packet, 1...262 144. The corresponding C call is `pcap_set_snaplen`.
     public var snapLength: Int = 262_144
-    /// Kernel buffer (ring) size in bytes. `pcap_set_buffer_size`.
+    /// Kernel buffer (ring) size in bytes. `pcap_set_buffer_size`. In immediate mode libpcap
+    /// cuts the ring into frames of one maximum packet each, about 64 KiB on interfaces with
+    /// segmentation offload (veths, bridges), so 4 MiB holds only ~64 packets: poll often or
+    /// give more.
     public var bufferSize: Int = 4 << 20
     /// Receive frames not addressed to the interface. Needed on a bridge (cni0) to see the
     /// traffic it forwards between its ports. `pcap_set_promisc`.
