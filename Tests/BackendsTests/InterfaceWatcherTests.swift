@@ -138,6 +138,39 @@ struct InterfaceWatcherTests {
         #expect(fromInside.map(\.peerIndex) == found.map(\.peerIndex))
     }
 
+    @Test("A pod namespace with no bind mount (Docker-style) is found through /proc/PID/ns/net")
+    func findsNamespaceOfProcess() throws {
+        let node = try SimulatedNode(podCount: 0)
+        let holder = try node.spawn(in: node.namespace, ["unshare", "--net", "sleep", "30"])
+        defer {
+            // SIGKILL: the spawned process may inherit a mask that blocks SIGTERM.
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+            node.remove()
+        }
+        let pid = holder.processIdentifier
+        let nodeNamespace = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        let deadline = ContinuousClock.now + .seconds(2)
+        var entered = false
+        while !entered, ContinuousClock.now < deadline {
+            let ns = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")
+            let nodeNs = try? runProcess("/usr/bin/stat", ["-L", "-c", "%i", node.namespacePath(node.namespace)]).stdout
+            entered = ns != nil && ns != nodeNamespace && !ns!.contains(nodeNs?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "-")
+            if !entered { usleep(5_000) }
+        }
+        try #require(entered, "unshare --net did not run")
+        let host = "vethpr\(pid % 100_000)"
+        try node.exec(["ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", "\(pid)"])
+        try node.exec(["nsenter", "--net=/proc/\(pid)/ns/net", "ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"])
+        try node.exec(["nsenter", "--net=/proc/\(pid)/ns/net", "ip", "addr", "add", "fd00:77::2/64", "dev", "eth0", "nodad"])
+        let found = try InterfaceWatcher.podInterfaces(namespacePath: node.namespacePath(node.namespace))
+        let interface = try #require(found.first { $0.name == host })
+        #expect(found.count == 1)
+        #expect(interface.peerNamespacePath == "/proc/\(pid)/ns/net", "\(interface)")
+        #expect(interface.podAddresses == [IPAddress("10.77.0.2")!, IPAddress("fd00:77::2")!], "\(interface)")
+        #expect(interface.state == .down && interface.peerIndex != nil)
+    }
+
     @Test("Pods created, deleted, down then up: started and stopped within 1 s of the change")
     func watchesPodsComeAndGo() throws {
         let node = try SimulatedNode(podCount: 1)
