@@ -8,6 +8,7 @@
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/addr.h>
+#include <linux/net_namespace.h>
 #include <netlink/netfilter/ct.h>
 #include <netlink/netfilter/nfnl.h>
 #endif
