@@ -137,11 +137,11 @@ private final class ServiceFixture {
     }
 
     /// Polls `condition` every 20 ms until it holds; throws after `seconds`.
-    static func waitUntil(seconds: Double, _ condition: () throws -> Bool) throws {
+    static func waitUntil(seconds: Double, line: Int = #line, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while try !condition() {
             guard Date() < deadline else {
-                throw FixtureError("condition not met within \(seconds) s")
+                throw FixtureError("condition at line \(line) not met within \(seconds) s")
             }
             usleep(20_000)
         }
@@ -333,6 +333,37 @@ struct ConntrackTests {
         #expect(stats.destroyEvents == destroysBefore && stats.dumps >= 2)
         #expect(stats.openTranslations == 0 && stats.translations == 2)
         print("destroy: \(stats)")
+    }
+
+    @Test("A full table keeps what fits, counts each dropped connection once, and lets closed ones make room")
+    func bounded() throws {
+        let fixture = try ServiceFixture()
+        // Every entry gets the event extension, so every deletion sends DESTROY (with the
+        // default 2, entries older than the first listener die silently).
+        try fixture.node.exec(["sysctl", "-qw", "net.netfilter.nf_conntrack_events=1"])
+        let first = try fixture.connect(), second = try fixture.connect()
+        let table = try fixture.openTable { $0.capacity = 1 }
+        defer { table.stop() }
+        var stats = table.statistics
+        #expect(stats.translations == 1 && stats.droppedWhenFull == 1)
+        let kept = table.lookup(fixture.serviceSideKey(port: first.port)) != nil ? first.port : second.port
+        #expect(table.lookup(fixture.serviceSideKey(port: kept == first.port ? second.port : first.port)) == nil)
+
+        // Full of open translations: a new connection is counted once (NEW), not at its UPDATEs.
+        let third = try fixture.connect()
+        try ServiceFixture.waitUntil(seconds: 3) { table.statistics.updateEvents >= 5 }
+        #expect(table.lookup(fixture.serviceSideKey(port: third.port)) == nil)
+        #expect(table.statistics.droppedWhenFull == 2)
+
+        // Once the kept one is closed, the next connection takes its place.
+        try fixture.deleteEntry(port: kept)
+        try ServiceFixture.waitUntil(seconds: 3) { table.statistics.openTranslations == 0 }
+        let fourth = try fixture.connect()
+        try ServiceFixture.waitUntil(seconds: 3) { table.lookup(fixture.serviceSideKey(port: fourth.port)) != nil }
+        stats = table.statistics
+        #expect(stats.translations == 1 && stats.openTranslations == 1 && stats.droppedWhenFull == 2)
+        #expect(table.lookup(fixture.serviceSideKey(port: kept)) == nil)
+        print("bounded: \(stats)")
     }
 
     @Test("Opening a namespace that does not exist throws an error a user can act on")

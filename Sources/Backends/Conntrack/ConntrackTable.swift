@@ -51,7 +51,8 @@ public struct ConntrackStatistics: Sendable, Hashable, CustomStringConvertible {
     public var destroyEvents: UInt64 = 0
     /// Entries and events ignored because nothing was translated.
     public var untranslated: UInt64 = 0
-    /// Translated connections not kept because the table was full.
+    /// Translated connections not kept because the table was full, each counted once (at its
+    /// NEW event, or in the first dump for connections older than the table).
     public var droppedWhenFull: UInt64 = 0
     /// Times the kernel dropped events because the socket buffer was full (`ENOBUFS`).
     public var overruns: UInt64 = 0
@@ -230,6 +231,8 @@ final class ConntrackShared: Sendable {
     var dumpCallbacks: OpaquePointer?
     /// Service-side keys of the entries seen by the dump in progress, nil when none runs.
     var seenInDump: Set<FlowKey>?
+    /// Full dumps completed.
+    var dumpsDone = 0
 
     init(shared: ConntrackShared, configuration: ConntrackConfiguration) throws(CaptureSourceError) {
         self.shared = shared
@@ -306,6 +309,7 @@ final class ConntrackShared: Sendable {
             if rc == -NLE_DUMP_INTR && attempts < 3 { continue }  // the table changed mid-dump
             try Self.check(rc, "nl_recvmsgs(conntrack dump)")
             let seen = seenInDump ?? []
+            dumpsDone += 1
             let now = Self.now()
             shared.state.withLock { s in
                 s.statistics.dumps &+= 1
@@ -327,13 +331,16 @@ final class ConntrackShared: Sendable {
         defer { unsafe nfnl_ct_put(ct) }
         let translation = unsafe Self.translation(of: ct)
         let dumping = seenInDump != nil
+        let isNew = group == Int32(NFNLGRP_CONNTRACK_NEW.rawValue)
+        // Drops are counted once per connection: at NEW, or in the first dump.
+        let countsDrop = dumping ? dumpsDone == 0 : isNew
         if dumping, let translation { seenInDump!.insert(translation.serviceSideKey) }
         let destroyed = !dumping && group == Int32(NFNLGRP_CONNTRACK_DESTROY.rawValue)
         let now = destroyed ? Self.now() : Timestamp.zero
         shared.state.withLock { s in
             if dumping {
                 s.statistics.dumpedEntries &+= 1
-            } else if group == Int32(NFNLGRP_CONNTRACK_NEW.rawValue) {
+            } else if isNew {
                 s.statistics.newEvents &+= 1
             } else if destroyed {
                 s.statistics.destroyEvents &+= 1
@@ -347,7 +354,7 @@ final class ConntrackShared: Sendable {
             if destroyed {
                 s.table.close(serviceSideKey: translation.serviceSideKey, at: now)
             } else {
-                s.table.update(translation)
+                s.table.update(translation, countingDrop: countsDrop)
             }
         }
     }
@@ -365,11 +372,18 @@ final class ConntrackShared: Sendable {
         func destinationPort(_ dir: Int32) -> UInt16 {
             unsafe nfnl_ct_test_dst_port(ct, dir) != 0 ? unsafe nfnl_ct_get_dst_port(ct, dir) : 0
         }
+        func icmpID(_ dir: Int32) -> UInt16 {
+            unsafe nfnl_ct_test_icmp_id(ct, dir) != 0 ? unsafe nfnl_ct_get_icmp_id(ct, dir) : 0
+        }
+        let proto = unsafe nfnl_ct_get_proto(ct)
+        // A flow tracker keys ICMP echo on the identifier as both ports; so does this.
+        let icmp = proto == IPProtocol.icmp || proto == IPProtocol.icmpv6
         let t = NATTranslation(
-            protocolNumber: unsafe nfnl_ct_get_proto(ct),
-            client: client, clientPort: sourcePort(0), service: service, servicePort: destinationPort(0),
-            backend: backend, backendPort: sourcePort(1),
-            translatedClient: translatedClient, translatedClientPort: destinationPort(1),
+            protocolNumber: proto,
+            client: client, clientPort: icmp ? icmpID(0) : sourcePort(0),
+            service: service, servicePort: icmp ? icmpID(0) : destinationPort(0),
+            backend: backend, backendPort: icmp ? icmpID(1) : sourcePort(1),
+            translatedClient: translatedClient, translatedClientPort: icmp ? icmpID(1) : destinationPort(1),
             conntrackID: unsafe nfnl_ct_test_id(ct) != 0 ? unsafe nfnl_ct_get_id(ct) : 0)
         return t.isDestinationNAT || t.isSourceNAT ? t : nil
     }

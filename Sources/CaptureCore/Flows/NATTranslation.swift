@@ -106,8 +106,10 @@ public struct NATTable: Sendable {
     var byServiceKey: [FlowKey: NATTranslation] = [:]
     /// Service-side key by backend-side key.
     var serviceKeyByBackendKey: [FlowKey: FlowKey] = [:]
-    /// Connections not kept because the table was full.
+    /// Connections not kept because the table was full (see ``update(_:countingDrop:)``).
     public private(set) var droppedWhenFull: UInt64 = 0
+    /// Connections kept whose conntrack entry is gone.
+    public private(set) var closedCount = 0
 
     public init(capacity: Int) {
         precondition(capacity > 0, "NATTable capacity must be positive")
@@ -117,7 +119,7 @@ public struct NATTable: Sendable {
     /// Connections kept, open and closed.
     public var count: Int { byServiceKey.count }
     /// Connections kept whose conntrack entry still exists.
-    public var openCount: Int { byServiceKey.values.reduce(0) { $0 + ($1.isClosed ? 0 : 1) } }
+    public var openCount: Int { byServiceKey.count - closedCount }
     /// Every translation kept, in no particular order.
     public var translations: [NATTranslation] { Array(byServiceKey.values) }
 
@@ -142,20 +144,27 @@ public struct NATTable: Sendable {
 
     /// Inserts or refreshes a translation (a NEW or UPDATE event, a dump entry). A refreshed
     /// translation keeps its ``NATTranslation/closedAt`` only if `translation` carries one.
+    /// - Parameters:
+    ///   - translation: the connection as the kernel describes it now.
+    ///   - countingDrop: whether a drop for lack of room counts in ``droppedWhenFull``. Count a
+    ///     connection once: at its NEW event or in the first dump, not at every UPDATE event or
+    ///     re-dump that finds it again.
     /// - Returns: false when the table was full and the translation was dropped.
     @discardableResult
-    public mutating func update(_ translation: NATTranslation) -> Bool {
+    public mutating func update(_ translation: NATTranslation, countingDrop: Bool = true) -> Bool {
         let key = translation.serviceSideKey
         if let old = byServiceKey[key] {
             let oldBackend = old.backendSideKey
             if oldBackend != translation.backendSideKey { serviceKeyByBackendKey[oldBackend] = nil }
+            if old.isClosed { closedCount -= 1 }
         } else if byServiceKey.count >= capacity {
             removeClosed(endedBefore: Timestamp(nanoseconds: .max))
             if byServiceKey.count >= capacity {
-                droppedWhenFull &+= 1
+                if countingDrop { droppedWhenFull &+= 1 }
                 return false
             }
         }
+        if translation.isClosed { closedCount += 1 }
         byServiceKey[key] = translation
         serviceKeyByBackendKey[translation.backendSideKey] = key
         return true
@@ -165,14 +174,18 @@ public struct NATTable: Sendable {
     /// - Returns: false when it was not in the table.
     @discardableResult
     public mutating func close(serviceSideKey key: FlowKey, at time: Timestamp) -> Bool {
-        guard byServiceKey[key] != nil else { return false }
-        if byServiceKey[key]!.closedAt == nil { byServiceKey[key]!.closedAt = time }
+        guard let t = byServiceKey[key] else { return false }
+        if t.closedAt == nil {
+            byServiceKey[key]!.closedAt = time
+            closedCount += 1
+        }
         return true
     }
 
     /// Removes a connection now, whatever its state.
     public mutating func remove(serviceSideKey key: FlowKey) {
         guard let t = byServiceKey.removeValue(forKey: key) else { return }
+        if t.isClosed { closedCount -= 1 }
         if serviceKeyByBackendKey[t.backendSideKey] == key { serviceKeyByBackendKey[t.backendSideKey] = nil }
     }
 
@@ -180,6 +193,7 @@ public struct NATTable: Sendable {
     /// - Returns: how many were removed.
     @discardableResult
     public mutating func removeClosed(endedBefore time: Timestamp) -> Int {
+        guard closedCount > 0 else { return 0 }
         let stale = byServiceKey.compactMap { k, t -> FlowKey? in
             if let closed = t.closedAt, closed < time { return k }
             return nil
