@@ -5,38 +5,59 @@ import PodTapTestSupport
 import Testing
 
 /// A node with a client pod, a backend pod serving TCP on 8080, and a Service ClusterIP
-/// 10.96.0.10:80 that an nftables DNAT rule in the node namespace sends to the backend.
+/// (10.96.0.10:80, or fd00:96::10 port 80 with `ipv6`) that an nftables DNAT rule in the node
+/// namespace sends to the backend.
 ///
 /// Both pods hang off the same bridge, as with the CNI bridge plugin. The client's packets to
 /// the ClusterIP go to its gateway (the bridge's address), so the node routes them: the nat
 /// prerouting chain rewrites the destination and the node forwards them back onto the bridge.
 /// The backend's replies are addressed to the client on the same subnet and are *bridged*, not
-/// routed; conntrack un-NATs them only because br_netfilter passes bridged IPv4 through the
-/// netfilter hooks (`net.bridge.bridge-nf-call-iptables = 1`, per namespace; br_netfilter is
-/// built into this kernel: CONFIG_BRIDGE_NETFILTER=y). Kubernetes relies on the same setting.
+/// routed; conntrack un-NATs them only because br_netfilter passes bridged packets through the
+/// netfilter hooks (`net.bridge.bridge-nf-call-iptables` / `-ip6tables` = 1, per namespace;
+/// br_netfilter is built into this kernel: CONFIG_BRIDGE_NETFILTER=y). Kubernetes relies on
+/// the same setting.
 private final class ServiceFixture {
-    static let clusterIP = "10.96.0.10"
+    let ipv6: Bool
     let node: SimulatedNode
     let directory: TemporaryDirectory
-    let server: Process
+    var server: Process?
     var client: SimulatedNode.Pod { node.pods[0] }
     var backend: SimulatedNode.Pod { node.pods[1] }
+    /// The Service's address, and the pods' addresses in the fixture's family.
+    let clusterIP: String
+    let clientAddressText: String
+    let backendAddressText: String
 
-    init() throws {
+    init(ipv6: Bool = false) throws {
+        self.ipv6 = ipv6
         node = try SimulatedNode(podCount: 2)
         directory = try TemporaryDirectory()
+        clusterIP = ipv6 ? "fd00:96::10" : "10.96.0.10"
+        clientAddressText = ipv6 ? "fd00:10::10" : node.pods[0].address
+        backendAddressText = ipv6 ? "fd00:10::11" : node.pods[1].address
         do {
-            try node.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            let bridged = try node.exec(["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"])
+            try node.exec(["sysctl", "-qw", ipv6 ? "net.ipv6.conf.all.forwarding=1" : "net.ipv4.ip_forward=1"])
+            let setting = ipv6 ? "net.bridge.bridge-nf-call-ip6tables" : "net.bridge.bridge-nf-call-iptables"
+            let bridged = try node.exec(["sysctl", "-n", setting])
             guard bridged.trimmingCharacters(in: .whitespacesAndNewlines) == "1" else {
-                throw FixtureError("net.bridge.bridge-nf-call-iptables is \(bridged), not 1: bridged replies would not be un-NATed")
+                throw FixtureError("\(setting) is \(bridged), not 1: bridged replies would not be un-NATed")
+            }
+            if ipv6 {
+                try node.exec(["ip", "-6", "addr", "add", "fd00:10::1/64", "dev", node.bridge, "nodad"])
+                for (pod, address) in [(node.pods[0], clientAddressText), (node.pods[1], backendAddressText)] {
+                    try node.exec(in: pod.namespace, ["ip", "-6", "addr", "add", "\(address)/64", "dev", "eth0", "nodad"])
+                    try node.exec(in: pod.namespace, ["ip", "-6", "route", "add", "default", "via", "fd00:10::1"])
+                }
             }
             let rules = directory.path("service.nft")
+            let rule = ipv6
+                ? "ip6 daddr \(clusterIP) tcp dport 80 dnat to [\(backendAddressText)]:8080"
+                : "ip daddr \(clusterIP) tcp dport 80 dnat to \(backendAddressText):8080"
             try """
-            table ip podtap_service {
+            table \(ipv6 ? "ip6" : "ip") podtap_service {
                 chain prerouting {
                     type nat hook prerouting priority dstnat;
-                    ip daddr \(Self.clusterIP) tcp dport 80 dnat to \(node.pods[1].address):8080
+                    \(rule)
                 }
             }
             """.write(toFile: rules, atomically: true, encoding: .utf8)
@@ -44,8 +65,7 @@ private final class ServiceFixture {
             // Reads until the client half-closes, then answers with "got N" padded to 2000 bytes.
             server = try node.spawn(in: node.pods[1].namespace, ["python3", "-c", """
                 import socket
-                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("0.0.0.0", 8080)); s.listen(16)
+                s = socket.create_server(("::", 8080), family=socket.AF_INET6, dualstack_ipv6=True, backlog=16)
                 while True:
                     c, _ = s.accept(); n = 0
                     while True:
@@ -59,16 +79,23 @@ private final class ServiceFixture {
                 return listening.contains("8080")
             }
         } catch {
+            stopServer()
             directory.cleanup()
             node.remove()
             throw error
         }
     }
 
-    deinit {
-        // SIGKILL: children of test threads inherit a signal mask that blocks SIGTERM and SIGINT.
+    /// SIGKILL: children of test threads inherit a signal mask that blocks SIGTERM and SIGINT.
+    private func stopServer() {
+        guard let server else { return }
         kill(server.processIdentifier, SIGKILL)
         server.waitUntilExit()
+        self.server = nil
+    }
+
+    deinit {
+        stopServer()
         directory.cleanup()
         node.remove()
     }
@@ -78,7 +105,7 @@ private final class ServiceFixture {
     func connect(sending bytes: Int = 1000) throws -> (port: UInt16, replyBytes: Int) {
         let out = try node.exec(in: client.namespace, ["python3", "-c", """
             import socket
-            s = socket.create_connection(("\(Self.clusterIP)", 80), timeout=3)
+            s = socket.create_connection(("\(clusterIP)", 80), timeout=3)
             s.sendall(b"x" * \(bytes)); s.shutdown(socket.SHUT_WR)
             r = b""
             while True:
@@ -94,9 +121,9 @@ private final class ServiceFixture {
         return (port, length)
     }
 
-    var clientAddress: IPAddress { IPAddress(client.address)! }
-    var backendAddress: IPAddress { IPAddress(backend.address)! }
-    var serviceAddress: IPAddress { IPAddress(Self.clusterIP)! }
+    var clientAddress: IPAddress { IPAddress(clientAddressText)! }
+    var backendAddress: IPAddress { IPAddress(backendAddressText)! }
+    var serviceAddress: IPAddress { IPAddress(clusterIP)! }
 
     /// The key a flow tracker gives the client → ClusterIP flow.
     func serviceSideKey(port: UInt16) -> FlowKey {
@@ -121,7 +148,8 @@ private final class ServiceFixture {
 
     /// Deletes the client's conntrack entry for source port `port` (a DESTROY event).
     func deleteEntry(port: UInt16) throws {
-        try node.exec(["conntrack", "-D", "-p", "tcp", "--orig-src", client.address, "--sport", "\(port)"])
+        try node.exec(["conntrack", "-D", "-f", ipv6 ? "ipv6" : "ipv4", "-p", "tcp", "--orig-src", clientAddressText,
+                       "--sport", "\(port)"])
     }
 
     static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
@@ -247,6 +275,26 @@ struct ConntrackTests {
         print("conntrack: \(followed.translation); \(stats)")
     }
 
+    @Test("IPv6: the ClusterIP's backend is found from the dump and from events")
+    func serviceToBackendIPv6() throws {
+        let fixture = try ServiceFixture(ipv6: true)
+        let before = try fixture.connect()
+        let table = try fixture.openTable()
+        defer { table.stop() }
+        let after = try fixture.connect()
+        #expect(before.replyBytes == 2000 && after.replyBytes == 2000)
+        try ServiceFixture.waitUntil(seconds: 3) { table.lookup(fixture.serviceSideKey(port: after.port)) != nil }
+        for port in [before.port, after.port] {
+            let match = try #require(table.lookup(fixture.serviceSideKey(port: port)))
+            #expect(match.side == .service && !match.translation.client.isIPv4)
+            #expect(match.translation.client == fixture.clientAddress && match.translation.clientPort == port)
+            #expect(match.translation.service == fixture.serviceAddress && match.translation.servicePort == 80)
+            #expect(match.translation.backend == fixture.backendAddress && match.translation.backendPort == 8080)
+            #expect(table.lookup(fixture.backendSideKey(port: port))?.side == .backend)
+        }
+        print("conntrack IPv6: \(table.lookup(fixture.serviceSideKey(port: after.port))!.translation)")
+    }
+
     @Test("Flow records from the client's and the backend's veth join into one connection, counted once")
     func joinBothSides() throws {
         let fixture = try ServiceFixture()
@@ -364,6 +412,30 @@ struct ConntrackTests {
         #expect(stats.translations == 1 && stats.openTranslations == 1 && stats.droppedWhenFull == 2)
         #expect(table.lookup(fixture.serviceSideKey(port: kept)) == nil)
         print("bounded: \(stats)")
+    }
+
+    @Test("Without CAP_NET_ADMIN opening fails with permissionDenied and says which capability")
+    func withoutNetAdmin() throws {
+        // Capabilities are per thread: drop CAP_NET_ADMIN (12) from this thread's effective set
+        // only, with the raw capset(2) glibc exports, then open the table there. The thread ends
+        // afterwards; no other thread of the test process is affected.
+        let error = #expect(throws: CaptureSourceError.self) {
+            _ = try ServiceFixture.onOwnThread { () throws -> ConntrackTable in
+                typealias CapCall = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
+                guard let get = dlsym(nil, "capget"), let set = dlsym(nil, "capset") else {
+                    throw FixtureError("capget/capset not found")
+                }
+                var header: [UInt32] = [0x2008_0522, 0]  // _LINUX_CAPABILITY_VERSION_3, this thread
+                var data = [UInt32](repeating: 0, count: 6)  // 2 × (effective, permitted, inheritable)
+                guard unsafeBitCast(get, to: CapCall.self)(&header, &data) == 0 else { throw FixtureError("capget") }
+                data[0] &= ~(UInt32(1) << 12)
+                guard unsafeBitCast(set, to: CapCall.self)(&header, &data) == 0 else { throw FixtureError("capset") }
+                return try ConntrackTable()
+            }
+        }
+        #expect(error?.code == .permissionDenied && error?.errno == EPERM)
+        #expect(error?.message.contains("CAP_NET_ADMIN") == true)
+        print("without CAP_NET_ADMIN: \(error.map { "\($0)" } ?? "no error")")
     }
 
     @Test("Opening a namespace that does not exist throws an error a user can act on")
