@@ -89,7 +89,9 @@ public final class SimulatedNode: @unchecked Sendable {
         try Self.ip(["netns", "exec", ns] + arguments)
     }
 
-    /// Starts a long-running command in namespace `ns` (a server); the caller terminates it.
+    /// Starts a long-running command in namespace `ns` (a server); the caller ends it with
+    /// `kill(process.processIdentifier, SIGKILL)`: processes started from a test thread inherit
+    /// its blocked signals, so SIGTERM and SIGINT may not reach them.
     public func spawn(in ns: String, _ arguments: [String]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
@@ -100,7 +102,7 @@ public final class SimulatedNode: @unchecked Sendable {
         return process
     }
 
-    /// The inode of a namespace, as `/proc/PID/ns/net` links show it ("net:[4026532xxx]").
+    /// The bind-mount path of namespace `ns` ("/run/netns/NAME"), as capture sources take it.
     public func namespacePath(_ ns: String) -> String { "/run/netns/\(ns)" }
 
     /// Deletes every namespace this node created. Idempotent.

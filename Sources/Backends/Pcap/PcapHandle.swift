@@ -2,6 +2,9 @@
 // callback that lends each packet to Swift without copying it.
 internal import CaptureCore
 internal import CPodTapPcap
+// struct timeval is visible through several C modules; with MemberImportVisibility its fields
+// resolve to whichever the module imports, so import the one the compiler picks.
+internal import CPodTapNetlink
 #if canImport(Glibc)
 internal import Glibc
 #endif
