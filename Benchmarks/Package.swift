@@ -19,6 +19,16 @@ let package = Package(
     targets: []
 )
 
+// The live side of compare-live.sh: a plain executable (no benchmark plugin).
+package.targets.append(
+    .executableTarget(
+        name: "podtap-live",
+        dependencies: [.product(name: "Backends", package: podtap), .product(name: "CaptureCore", package: podtap)],
+        path: "Benchmarks/podtap-live",
+        swiftSettings: [.enableExperimentalFeature("Lifetimes")]
+    )
+)
+
 // One executable per benchmarked module, in Benchmarks/<Name>/.
 for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"])] {
     package.targets.append(

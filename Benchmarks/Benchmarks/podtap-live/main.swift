@@ -1,0 +1,105 @@
+// podtap-live: the live-capture side of Benchmarks/compare-live.sh. Captures on one interface
+// with AFPacketSource (N fanout threads) or PcapLiveSource until SIGINT or SIGTERM, decoding
+// every packet and tracking flows as the node agent does, then prints one line:
+//   podtap seen=N kernel_drops=D interface_drops=I freezes=Z flows=F threads=T backend=B
+//
+// usage: podtap-live (afpacket|pcap) INTERFACE [THREADS] [--no-track]
+import Backends
+import CaptureCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let stopRequested = Atomic<Bool>(false)
+
+struct Tracking: CaptureWorker, ~Copyable {
+    var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 65_536), sink: DiscardingFlowSink())
+    var decoded = DecodedPacket()
+    let decoder = PacketDecoder()
+    let tracks: Bool
+    var seen: UInt64 = 0
+
+    init(tracks: Bool) { self.tracks = tracks }
+
+    mutating func process(_ packet: borrowing PacketRecord) {
+        seen &+= 1
+        guard tracks else { return }
+        decoder.decode(packet.bytes, linkType: packet.linkType, into: &decoded)
+        tracker.process(decoded, frame: packet.bytes, timestamp: packet.timestamp, wireLength: packet.originalLength)
+    }
+
+    consuming func finish() -> UInt64 {
+        tracker.finish()
+        return tracker.currentStatistics.flowsOpened
+    }
+}
+
+func fail(_ message: String) -> Never {
+    fputs("podtap-live: \(message)\n", stderr)
+    exit(1)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+let tracks = !arguments.contains("--no-track")
+arguments.removeAll { $0 == "--no-track" }
+guard arguments.count >= 2, ["afpacket", "pcap"].contains(arguments[0]) else {
+    fail("usage: podtap-live (afpacket|pcap) INTERFACE [THREADS] [--no-track]")
+}
+let backend = arguments[0]
+let interface = arguments[1]
+let threads = arguments.count > 2 ? Int(arguments[2]) ?? 0 : 1
+guard threads >= 1 else { fail("THREADS must be a positive number") }
+
+signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+
+func waitForStop() {
+    while !stopRequested.load(ordering: .relaxed) { usleep(50_000) }
+}
+
+switch backend {
+case "afpacket":
+    var configuration = AFPacketConfiguration(interface: interface)
+    configuration.blockSize = 1 << 20
+    configuration.blockCount = 64
+    let capture: AFPacketCapture<Tracking>
+    do {
+        capture = try AFPacketCapture(configuration: configuration, threads: threads) { _ in Tracking(tracks: tracks) }
+    } catch {
+        fail(error.description)
+    }
+    print("podtap ready", terminator: "\n")
+    fflush(stdout)
+    waitForStop()
+    let report = capture.stop()
+    let total = report.total
+    print("podtap seen=\(total.delivered) kernel_drops=\(total.droppedByKernel) interface_drops=\(total.droppedByInterface)"
+          + " freezes=\(total.queueFreezes) flows=\(report.results.reduce(0, +)) threads=\(threads) backend=afpacket")
+case "pcap":
+    guard threads == 1 else { fail("the pcap backend captures with one thread") }
+    var configuration = PcapLiveConfiguration(interface: interface)
+    configuration.bufferSize = 64 << 20
+    var source: PcapLiveSource
+    do {
+        source = try PcapLiveSource(configuration)
+    } catch {
+        fail(error.description)
+    }
+    var worker = Tracking(tracks: tracks)
+    print("podtap ready")
+    fflush(stdout)
+    while !stopRequested.load(ordering: .relaxed) {
+        do {
+            _ = try source.poll(timeoutMilliseconds: 100) { packet in worker.process(packet) }
+        } catch {
+            fail(error.description)
+        }
+    }
+    let statistics = source.statistics
+    let flows = worker.finish()
+    print("podtap seen=\(statistics.delivered) kernel_drops=\(statistics.droppedByKernel)"
+          + " interface_drops=\(statistics.droppedByInterface) freezes=0 flows=\(flows) threads=1 backend=pcap")
+default:
+    fail("unknown backend \(backend)")
+}
