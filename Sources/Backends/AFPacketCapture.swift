@@ -77,6 +77,9 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
     public let configuration: AFPacketConfiguration
     /// Number of capture threads.
     public var threadCount: Int { members.count }
+    /// Threads still capturing: a thread ends early when its source fails (the interface was
+    /// removed), and its error is in the ``Report``.
+    public var activeThreads: Int { stopping.active.load(ordering: .relaxed) }
 
     private let members: [Member]
     private let stopping: StopFlag
@@ -109,7 +112,7 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
             configuration.fanout = AFPacketFanout(groupID: nil, mode: .hash, defragments: true)
         }
         let paused = configuration.fanout != nil
-        let stopping = StopFlag()
+        let stopping = StopFlag(active: threads)
         var members: [Member] = []
         for index in 0..<threads {
             let source = try AFPacketSource(configuration: configuration, paused: paused)
@@ -201,6 +204,7 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
             statistics = source.statistics
             vlanTagsRestored = source.vlanTagsRestored
             result = worker.finish()
+            stopping.active.subtract(1, ordering: .releasing)
         }
     }
 }
@@ -208,4 +212,7 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
 /// The stop request shared by a runner and its threads.
 final class StopFlag: Sendable {
     let flag = Atomic<Bool>(false)
+    /// Member threads whose loop has not ended.
+    let active: Atomic<Int>
+    init(active: Int) { self.active = Atomic(active) }
 }

@@ -57,6 +57,9 @@ public struct AFPacketSource: ~Copyable {
     let blockCount: Int
     /// The next block the kernel will hand over.
     var currentBlock = 0
+    /// The bound interface went down (ENETDOWN): polls that time out check whether it was
+    /// removed, because the kernel reports only the going down, not the removal that follows.
+    var interfaceIsDown = false
     /// Frames with a restored VLAN tag are assembled here (blockSize + 4 bytes).
     let scratch: UnsafeMutableRawPointer
     /// Counters behind a pointer: reading the kernel's statistics resets them, so the
@@ -403,7 +406,7 @@ public struct AFPacketSource: ~Copyable {
 
     /// Waits with poll(2). Returns normally on readiness, timeout or EINTR.
     
-    func wait(timeoutMilliseconds: Int32) throws(CaptureSourceError) {
+    mutating func wait(timeoutMilliseconds: Int32) throws(CaptureSourceError) {
         var descriptor = pollfd(fd: self.descriptor, events: Int16(POLLIN), revents: 0)
         let rc = unsafe Glibc.poll(&descriptor, 1, timeoutMilliseconds)
         if rc < 0 {
@@ -417,24 +420,35 @@ public struct AFPacketSource: ~Copyable {
 
     /// Reads (and clears) the socket's pending error and throws it.
     @inline(never)
-    func reportSocketError() throws(CaptureSourceError) {
+    mutating func reportSocketError() throws(CaptureSourceError) {
         var pending: Int32 = 0
         var length = socklen_t(4)
         _ = unsafe getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &pending, &length)
         guard pending != 0 else { return }
         let name = configuration.interface ?? "every interface"
-        if pending == ENETDOWN {
-            // Does the interface still exist? Ask in the socket's own namespace.
-            var request = unsafe ifreq()
-            unsafe request.ifr_ifru.ifru_ivalue = Int32(interfaceIndex)
-            if unsafe ioctl(descriptor, UInt(SIOCGIFNAME), &request) < 0 {
-                throw CaptureSourceError(.noSuchInterface, operation: "poll(\(name))", errno: pending,
-                                         message: "interface \"\(name)\" (index \(interfaceIndex)) no longer exists")
-            }
+        if pending == ENETDOWN, interfaceIndex > 0 {
+            try checkInterfaceExists()
+            interfaceIsDown = true
             throw CaptureSourceError(.interfaceDown, operation: "poll(\(name))", errno: pending,
                                      message: "interface \"\(name)\" went down; the source resumes when it is up again")
         }
         throw CaptureSourceError(.system, operation: "poll(\(name))", errno: pending, message: errorText(pending))
+    }
+
+    /// Throws `.noSuchInterface` when the bound interface no longer exists (asked in the
+    /// socket's own namespace); clears ``interfaceIsDown`` when it is up again.
+    mutating func checkInterfaceExists() throws(CaptureSourceError) {
+        let name = configuration.interface ?? "every interface"
+        var request = unsafe ifreq()
+        unsafe request.ifr_ifru.ifru_ivalue = Int32(interfaceIndex)
+        if unsafe ioctl(descriptor, UInt(SIOCGIFNAME), &request) < 0 {
+            throw CaptureSourceError(.noSuchInterface, operation: "poll(\(name))", errno: ENODEV,
+                                     message: "interface \"\(name)\" (index \(interfaceIndex)) no longer exists")
+        }
+        if interfaceIsDown, unsafe ioctl(descriptor, UInt(SIOCGIFFLAGS), &request) == 0,
+           unsafe Int32(request.ifr_ifru.ifru_flags) & Int32(IFF_UP) != 0 {
+            interfaceIsDown = false
+        }
     }
 
     // MARK: - Statistics
@@ -461,7 +475,10 @@ extension AFPacketSource: CaptureSource {
         if !isReady(currentBlock) {
             guard timeoutMilliseconds != 0 else { return 0 }
             try wait(timeoutMilliseconds: timeoutMilliseconds)
-            guard isReady(currentBlock) else { return 0 }
+            guard isReady(currentBlock) else {
+                if interfaceIsDown { try checkInterfaceExists() }
+                return 0
+            }
         }
         var delivered = 0
         var blocks = 0

@@ -94,8 +94,6 @@ func runStandardTraffic(_ traffic: NodeTraffic) throws {
 
 @Suite("AF_PACKET TPACKET_V3 capture (real kernel)")
 struct AFPacketTests {
-    init() { SimulatedNode.sweepLeftovers() }
-
     @Test("cni0 in the node namespace: 1 thread and 2 hash-fanout threads see every flow exactly, each flow on one thread")
     func bridgeCaptureOneAndTwoThreads() throws {
         let node = try SimulatedNode(podCount: 4)
@@ -133,6 +131,10 @@ struct AFPacketTests {
         #expect(keys0.isDisjoint(with: keys1))
         let onThread0 = traffic.flows.filter { keys0.contains($0.key) }.count
         print("fanout: \(onThread0) of \(traffic.flows.count) flows on thread 0; statistics \(two.statistics)")
+        for flow in traffic.flows {
+            guard let r = oneFlows.first(where: { $0.key == flow.key }) else { continue }
+            print("  \(flow): client \(r.client.packets) packets \(r.client.ipBytes) B, server \(r.server.packets) packets \(r.server.ipBytes) B, \(r.tcpState)")
+        }
 
         for report in [one, two] {
             #expect(report.errors.allSatisfy { $0 == nil })
@@ -306,6 +308,34 @@ struct AFPacketTests {
         for _ in range(int(count)):
             s.send(frame)
         """
+
+    @Test("A capture thread survives its interface going down and up, and ends with .noSuchInterface when it is removed")
+    func interfaceDownUpRemoved() throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let pod = node.pods[0], peer = node.pods[1]
+        let config = testConfiguration(interface: pod.hostInterface, namespace: node.namespacePath(node.namespace))
+        let capture = try AFPacketCapture(configuration: config, pollTimeoutMilliseconds: 20) { _ in TrackingWorker() }
+        try node.exec(["ip", "link", "set", pod.hostInterface, "down"])
+        usleep(50_000)
+        try node.exec(["ip", "link", "set", pod.hostInterface, "up"])
+        let ping = try node.exec(in: pod.namespace, ["ping", "-c", "2", "-i", "0.05", "-W", "2", peer.address])
+        #expect(ping.contains("2 received"))
+        usleep(50_000)
+        #expect(capture.activeThreads == 1)
+        try node.deletePod(pod)  // the veth pair goes with the pod's namespace
+        // Namespace teardown is asynchronous in the kernel: wait for the thread to end.
+        let deadline = Date().addingTimeInterval(5)
+        while capture.activeThreads > 0 && Date() < deadline { usleep(10_000) }
+        #expect(capture.activeThreads == 0)
+        let report = capture.stop()
+        let error = try #require(report.errors[0])
+        #expect(error.code == .noSuchInterface)
+        #expect(error.message.contains(pod.hostInterface), "\(error)")
+        // The pings after the interface came back up were captured.
+        let icmp = report.results[0].flows.filter { $0.key.protocolNumber == 1 }
+        #expect(icmp.count == 1 && icmp.first?.packets == 4)
+    }
 
     @Test("Configuration and opening errors are specific")
     func openingErrors() throws {
