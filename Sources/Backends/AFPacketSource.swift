@@ -68,7 +68,6 @@ public struct AFPacketSource: ~Copyable {
     /// The filter installed by ``resume()`` when the source was opened paused.
     let pendingFilter: PacketFilter?
 
-    
     struct Counters {
         var statistics = CaptureStatistics()
         var vlanTagsRestored: UInt64 = 0
@@ -90,7 +89,7 @@ public struct AFPacketSource: ~Copyable {
     /// first members would see packets of flows that later belong to another member).
     init(configuration: AFPacketConfiguration, paused: Bool) throws(CaptureSourceError) {
         try configuration.validate()
-        var filter: PacketFilter
+        let filter: PacketFilter
         if let expression = configuration.filter {
             filter = try PacketFilter(expression: expression, linkType: .ethernet, snapLength: configuration.snapLength)
         } else {
@@ -405,7 +404,6 @@ public struct AFPacketSource: ~Copyable {
     // MARK: - Waiting and errors
 
     /// Waits with poll(2). Returns normally on readiness, timeout or EINTR.
-    
     mutating func wait(timeoutMilliseconds: Int32) throws(CaptureSourceError) {
         var descriptor = pollfd(fd: self.descriptor, events: Int16(POLLIN), revents: 0)
         let rc = unsafe Glibc.poll(&descriptor, 1, timeoutMilliseconds)
