@@ -56,7 +56,7 @@ let package = Package(
             path: "Sources/Examples/podtap-flows",
             swiftSettings: strict
         ),
-        .target(name: "PodTapTestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "PodTapTestSupport", dependencies: ["CaptureCore"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "CaptureCoreTests", dependencies: ["CaptureCore", "PodTapTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "BackendsTests", dependencies: ["Backends", "CaptureCore", "PodTapTestSupport"], swiftSettings: strict

@@ -1,0 +1,388 @@
+import Backends
+import CaptureCore
+import Foundation
+import PodTapTestSupport
+import Testing
+
+/// What a capture thread saw: the flows its tracker closed, plus per-packet observations.
+struct CaptureOutcome: Sendable {
+    var flows: [FlowRecord] = []
+    var tracker = FlowTrackerStatistics()
+    var inbound = 0
+    var outbound = 0
+    /// Packets whose direction disagrees with their source address (see `localAddress`).
+    var directionMismatches = 0
+    /// Frames whose bytes carry an 802.1Q tag (EtherType 0x8100 at offset 12).
+    var taggedFrames = 0
+    /// Tagged frames whose tag was not the expected one.
+    var wrongTag = 0
+    /// Frames whose captured length differs from their length on the wire.
+    var lengthMismatches = 0
+    /// Unicast IP packets from and to `localAddress`.
+    var fromLocal = 0
+    var toLocal = 0
+    /// The longest captured frame.
+    var longestCapture = 0
+}
+
+/// A flow tracker per capture thread, as the node agent runs it.
+struct TrackingWorker: CaptureWorker, ~Copyable {
+    var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 4096), sink: CollectingFlowSink())
+    let decoder = PacketDecoder()
+    var packet = DecodedPacket()
+    var outcome = CaptureOutcome()
+    /// When set, packets from this address must be outbound and all others inbound.
+    let localAddress: IPAddress?
+    let expectedTag: UInt16
+
+    init(localAddress: IPAddress? = nil, expectedTag: UInt16 = 0) {
+        self.localAddress = localAddress
+        self.expectedTag = expectedTag
+    }
+
+    mutating func process(_ record: borrowing PacketRecord) {
+        decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
+        tracker.process(packet, frame: record.bytes, timestamp: record.timestamp, wireLength: record.originalLength,
+                        interface: record.interfaceIndex)
+        switch record.direction {
+        case .inbound: outcome.inbound += 1
+        case .outbound: outcome.outbound += 1
+        case .unknown: break
+        }
+        if record.bytes.byteCount >= 16,
+           unsafe record.bytes.unsafeLoadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian {
+            outcome.taggedFrames += 1
+            let tci = UInt16(bigEndian: unsafe record.bytes.unsafeLoadUnaligned(fromByteOffset: 14, as: UInt16.self))
+            if tci != expectedTag { outcome.wrongTag += 1 }
+        }
+        if record.bytes.byteCount != record.originalLength { outcome.lengthMismatches += 1 }
+        outcome.longestCapture = max(outcome.longestCapture, record.bytes.byteCount)
+        if let localAddress, packet.layerCount > 0 {
+            // Only unicast to or from the local address decides; multicast and IPv6
+            // link-local noise does not.
+            let fromHere = packet.layers[0].source == localAddress
+            let toHere = packet.layers[0].destination == localAddress
+            if (fromHere && record.direction != .outbound) || (toHere && record.direction != .inbound) {
+                outcome.directionMismatches += 1
+            }
+            if fromHere { outcome.fromLocal += 1 }
+            if toHere { outcome.toLocal += 1 }
+        }
+    }
+
+    consuming func finish() -> CaptureOutcome {
+        tracker.finish()
+        outcome.flows = tracker.sink.closed
+        outcome.tracker = tracker.currentStatistics
+        return outcome
+    }
+}
+
+/// A small ring for tests: 16 blocks of 256 KiB (a GSO frame of 64 KiB fits), 10 ms retire.
+func testConfiguration(interface: String, namespace: String) -> AFPacketConfiguration {
+    var c = AFPacketConfiguration(interface: interface, namespacePath: namespace)
+    c.blockSize = 256 << 10
+    c.blockCount = 16
+    c.blockRetireTimeoutMilliseconds = 10
+    return c
+}
+
+/// Runs the standard traffic, then lets the last ring blocks retire.
+func runStandardTraffic(_ traffic: NodeTraffic) throws {
+    let servers = try traffic.startServers()
+    defer { servers.stop() }
+    try traffic.runClients()
+    usleep(100_000)
+}
+
+@Suite("AF_PACKET TPACKET_V3 capture (real kernel)")
+struct AFPacketTests {
+    @Test("cni0 in the node namespace: 1 thread and 2 hash-fanout threads see every flow exactly, each flow on one thread")
+    func bridgeCaptureOneAndTwoThreads() throws {
+        let node = try SimulatedNode(podCount: 4)
+        defer { node.remove() }
+        let traffic = NodeTraffic.standard(on: node)
+        try traffic.prepare()
+        var config = testConfiguration(interface: node.bridge, namespace: node.namespacePath(node.namespace))
+        config.promiscuous = true  // a bridge passes forwarded frames up only when promiscuous
+        let single = try AFPacketCapture(configuration: config, threads: 1, pollTimeoutMilliseconds: 20) { _ in TrackingWorker() }
+        let fanout = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in TrackingWorker() }
+        #expect(single.configuration.fanout == nil)
+        #expect(fanout.configuration.fanout?.mode == .hash && fanout.configuration.fanout?.defragments == true)
+        #expect(fanout.configuration.fanout?.groupID != nil)
+        try runStandardTraffic(traffic)
+        let one = single.stop(), two = fanout.stop()
+
+        // Every expected flow, exact counts, nothing but IPv6 noise; over both threads together
+        // each flow appears exactly once.
+        let oneFlows = one.results.flatMap(\.flows), twoFlows = two.results.flatMap(\.flows)
+        #expect(NodeTraffic.problems(in: oneFlows, expected: traffic.flows) == [])
+        #expect(NodeTraffic.problems(in: twoFlows, expected: traffic.flows) == [])
+        // Both captures saw the same packets of every flow (timestamps aside: each socket
+        // stamps its own copy).
+        for flow in traffic.flows {
+            let a = oneFlows.first { $0.key == flow.key }, b = twoFlows.first { $0.key == flow.key }
+            for d in 0..<2 {
+                #expect(a?.directions[d].packets == b?.directions[d].packets, "\(flow)")
+                #expect(a?.directions[d].ipBytes == b?.directions[d].ipBytes, "\(flow)")
+                #expect(a?.directions[d].wireBytes == b?.directions[d].wireBytes, "\(flow)")
+                #expect(a?.directions[d].tcpFlags == b?.directions[d].tcpFlags, "\(flow)")
+            }
+        }
+        // No flow on both threads. (Noise is left out: MLD reports of several pods from the
+        // unspecified address "::" share one tracker key, but the kernel hashes their
+        // different flow labels, so they may land on both threads.)
+        let keys0 = Set(two.results[0].flows.map(\.key).filter { !NodeTraffic.isNoise($0) })
+        let keys1 = Set(two.results[1].flows.map(\.key).filter { !NodeTraffic.isNoise($0) })
+        #expect(keys0.isDisjoint(with: keys1))
+        let onThread0 = traffic.flows.filter { keys0.contains($0.key) }.count
+        print("fanout: \(onThread0) of \(traffic.flows.count) flows on thread 0; statistics \(two.statistics)")
+        for flow in traffic.flows {
+            guard let r = oneFlows.first(where: { $0.key == flow.key }) else { continue }
+            print("  \(flow): client \(r.client.packets) packets \(r.client.ipBytes) B, server \(r.server.packets) packets \(r.server.ipBytes) B, \(r.tcpState)")
+        }
+
+        for report in [one, two] {
+            #expect(report.errors.allSatisfy { $0 == nil })
+            let total = report.total
+            #expect(total.droppedByKernel == 0)
+            #expect(total.queueFreezes == 0)
+            #expect(total.delivered > 100 && total.batches > 0)
+            #expect(total.received >= total.delivered)
+            // Every packet accounted for: in a flow, or not IP (ARP).
+            for outcome in report.results {
+                let inFlows = outcome.flows.reduce(0) { $0 + $1.packets }
+                #expect(UInt64(outcome.tracker.packets) == inFlows + outcome.tracker.nonIPPackets)
+                // Forwarded frames enter the bridge (inbound); the bridge's own IGMP, MLD and
+                // neighbour discovery leave it (outbound); nothing is unknown.
+                #expect(outcome.inbound + outcome.outbound == Int(outcome.tracker.packets))
+                #expect(outcome.lengthMismatches == 0)
+            }
+            #expect(report.results.reduce(0) { $0 + Int($1.tracker.packets) } == Int(total.delivered))
+        }
+    }
+
+    @Test("A pod's eth0 captured from inside its namespace: only that pod's flows, directions right")
+    func podNamespaceCapture() throws {
+        let node = try SimulatedNode(podCount: 4)
+        defer { node.remove() }
+        let traffic = NodeTraffic.standard(on: node)
+        try traffic.prepare()
+        let pod = node.pods[0]
+        let config = testConfiguration(interface: "eth0", namespace: node.namespacePath(pod.namespace))
+        let capture = try AFPacketCapture(configuration: config, pollTimeoutMilliseconds: 20) { _ in
+            TrackingWorker(localAddress: IPAddress(pod.address)!)
+        }
+        try runStandardTraffic(traffic)
+        let report = capture.stop()
+        let outcome = report.results[0]
+        #expect(NodeTraffic.problems(in: outcome.flows, expected: traffic.flows(involvingPod: 0)) == [])
+        #expect(traffic.flows(involvingPod: 0).count == 4)
+        #expect(outcome.directionMismatches == 0)
+        #expect(outcome.fromLocal > 20 && outcome.toLocal > 20)
+        #expect(outcome.inbound > 0 && outcome.outbound > 0)
+        #expect(report.total.droppedByKernel == 0 && report.total.delivered > 0)
+        // eth0 has index 2 or more in the pod (lo is 1); records carry it.
+        #expect(outcome.flows.allSatisfy { $0.interface >= 2 })
+    }
+
+    @Test("Filter \"tcp port 8080\" keeps exactly the port-8080 connections, cut at the snap length")
+    func filterKeepsOnlyThatPort() throws {
+        let node = try SimulatedNode(podCount: 4)
+        defer { node.remove() }
+        let traffic = NodeTraffic.standard(on: node)
+        try traffic.prepare()
+        var config = testConfiguration(interface: node.bridge, namespace: node.namespacePath(node.namespace))
+        config.promiscuous = true
+        config.filter = "tcp port 8080"
+        config.snapLength = 96  // the filter program returns 96: headers only
+        let capture = try AFPacketCapture(configuration: config, pollTimeoutMilliseconds: 20) { _ in TrackingWorker() }
+        try runStandardTraffic(traffic)
+        let report = capture.stop()
+        let outcome = report.results[0]
+        let expected = traffic.flows.filter { $0.serverPort == 8080 }
+        #expect(expected.count == 2)
+        #expect(NodeTraffic.problems(in: outcome.flows, expected: expected) == [])
+        #expect(outcome.flows.count == 2)  // no noise either: ARP and ICMPv6 are filtered out
+        #expect(outcome.tracker.nonIPPackets == 0)
+        let packets = outcome.flows.reduce(0) { $0 + $1.packets }
+        #expect(report.total.delivered == packets)
+        #expect(report.total.received == packets)  // the kernel counts only what the filter accepted
+        #expect(outcome.longestCapture == 96 && outcome.lengthMismatches > 0)
+    }
+
+    @Test("Invalid filters name the expression and the offset where they fail")
+    func invalidFilters() throws {
+        let cases: [(String, Int, String)] = [
+            ("tcp prot 80", 4, "\"prot\""),
+            ("port", 4, "incomplete"),
+            ("tcp port 99999", 9, "\"99999\""),
+            ("tcp port 80 and (udp or", 23, "incomplete"),
+            ("host 10.0.0.1 and tcp[13] & 2 != 0 xx", 35, "\"xx\""),
+        ]
+        for (expression, offset, detail) in cases {
+            let error = #expect(throws: CaptureSourceError.self) {
+                _ = try PacketFilter(expression: expression)
+            }
+            #expect(error?.code == .invalidFilter)
+            let message = error?.message ?? ""
+            #expect(message.contains("\"\(expression)\""), "\(message)")
+            #expect(message.contains("at offset \(offset) "), "\(message)")
+            #expect(message.contains(detail), "\(message)")
+        }
+        // A source with a bad filter fails before it opens anything.
+        var config = AFPacketConfiguration(interface: "lo")
+        config.filter = "tcp prot 80"
+        let error = #expect(throws: CaptureSourceError.self) { _ = try AFPacketSource(configuration: config) }
+        #expect(error?.code == .invalidFilter && error?.message.contains("offset 4") == true)
+        // Good ones compile to a program that ends in a return.
+        let good = try PacketFilter(expression: "tcp port 80", snapLength: 128)
+        #expect(good.instructions.count > 4)
+        #expect(good.instructions.last?.code == 0x06 && good.instructions.contains { $0.k == 128 })
+        #expect(try PacketFilter(expression: "").instructions.count == 1)
+    }
+
+    @Test("Stripped 802.1Q tags are restored, directions follow the packet type, statistics add up")
+    func vlanRestoreAndDirection() throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let a = node.pods[0], b = node.pods[1]
+        // Two sources on pod a's eth0 at once: one restoring tags, one showing frames as the
+        // kernel has them.
+        let config = testConfiguration(interface: "eth0", namespace: node.namespacePath(a.namespace))
+        var raw = config
+        raw.restoresVLANTags = false
+        let local = IPAddress(a.address)!
+        let tag: UInt16 = 3 << 13 | 100  // priority 3, VLAN 100
+        let restoring = try AFPacketCapture(configuration: config, pollTimeoutMilliseconds: 20) { _ in
+            TrackingWorker(localAddress: local, expectedTag: tag)
+        }
+        let plain = try AFPacketCapture(configuration: raw, pollTimeoutMilliseconds: 20) { _ in
+            TrackingWorker(localAddress: local, expectedTag: tag)
+        }
+        // Pod b sends 5 802.1Q-tagged UDP frames to pod a (this kernel has no VLAN devices, so
+        // they are written raw). Pod a's eth0 strips each tag into the packet's metadata on
+        // receive, before any packet socket sees it.
+        let mac = try node.exec(in: a.namespace, ["cat", "/sys/class/net/eth0/address"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try node.exec(in: b.namespace, ["python3", "-c", Self.taggedSender, mac, b.address, a.address, "\(tag)", "5", "60"])
+        // And untagged traffic both ways.
+        let ping = try node.exec(in: a.namespace, ["ping", "-c", "3", "-i", "0.05", "-W", "2", b.address])
+        #expect(ping.contains("3 received"))
+        usleep(100_000)
+        let r = restoring.stop(), p = plain.stop()
+        let o = r.results[0]
+
+        // Every tagged frame was copied once with its tag (priority included) back in place;
+        // nothing else was copied; lengths include the tag.
+        #expect(o.taggedFrames == 5)
+        #expect(r.vlanTagsRestored == [5])
+        #expect(o.wrongTag == 0 && o.lengthMismatches == 0)
+        let tagged = o.flows.filter { $0.key.protocolNumber == 17 && $0.key.vlanID == 100 }
+        #expect(tagged.count == 1)
+        #expect(tagged.first?.packets == 5 && tagged.first?.ipBytes == 5 * (20 + 8 + 60))
+        // The kernel had stripped the tags: without restoring, no frame carries one and the
+        // flow has no VLAN id.
+        let po = p.results[0]
+        #expect(po.taggedFrames == 0 && p.vlanTagsRestored == [0])
+        #expect(po.flows.contains { $0.key.protocolNumber == 17 && $0.key.vlanID == 0 && $0.packets == 5 })
+        // Directions: to a's address inbound (PACKET_HOST), from it outbound (PACKET_OUTGOING).
+        let icmp = o.flows.filter { $0.key.protocolNumber == 1 }
+        #expect(icmp.count == 1 && icmp.first?.client.packets == 3 && icmp.first?.server.packets == 3)
+        #expect(o.directionMismatches == 0)
+        #expect(o.fromLocal == 3 && o.toLocal == 3 + 5)
+        // Statistics: packets delivered and blocks, the kernel's count, no drops.
+        let s = r.statistics[0]
+        #expect(s.delivered >= 11 && s.batches >= 1 && s.received >= s.delivered)
+        #expect(s.droppedByKernel == 0 && s.queueFreezes == 0)
+    }
+
+    /// Sends N 802.1Q-tagged IPv4/UDP frames out of eth0: argv = destination MAC, source IP,
+    /// destination IP, TCI, count, payload bytes.
+    static let taggedSender = """
+        import socket, struct, sys
+        dst, src_ip, dst_ip, tci, count, size = sys.argv[1:7]
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("eth0", 0))
+        src = s.getsockname()[4]
+        payload = b"v" * int(size)
+        udp = struct.pack("!HHHH", 5000, 6000, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                         socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+        c = sum(struct.unpack("!10H", ip))
+        c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
+        ip = ip[:10] + struct.pack("!H", ~c & 0xffff) + ip[12:]
+        frame = bytes.fromhex(dst.replace(":", "")) + src + struct.pack("!HHH", 0x8100, int(tci), 0x0800) + ip + udp
+        for _ in range(int(count)):
+            s.send(frame)
+        """
+
+    @Test("A capture thread survives its interface going down and up, and ends with .noSuchInterface when it is removed")
+    func interfaceDownUpRemoved() throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let pod = node.pods[0], peer = node.pods[1]
+        let config = testConfiguration(interface: pod.hostInterface, namespace: node.namespacePath(node.namespace))
+        let capture = try AFPacketCapture(configuration: config, pollTimeoutMilliseconds: 20) { _ in TrackingWorker() }
+        try node.exec(["ip", "link", "set", pod.hostInterface, "down"])
+        usleep(50_000)
+        try node.exec(["ip", "link", "set", pod.hostInterface, "up"])
+        let ping = try node.exec(in: pod.namespace, ["ping", "-c", "2", "-i", "0.05", "-W", "2", peer.address])
+        #expect(ping.contains("2 received"))
+        usleep(50_000)
+        #expect(capture.activeThreads == 1)
+        try node.deletePod(pod)  // the veth pair goes with the pod's namespace
+        // Namespace teardown is asynchronous in the kernel: wait for the thread to end.
+        let deadline = Date().addingTimeInterval(5)
+        while capture.activeThreads > 0 && Date() < deadline { usleep(10_000) }
+        #expect(capture.activeThreads == 0)
+        let report = capture.stop()
+        let error = try #require(report.errors[0])
+        #expect(error.code == .noSuchInterface)
+        #expect(error.message.contains(pod.hostInterface), "\(error)")
+        // The pings after the interface came back up were captured.
+        let icmp = report.results[0].flows.filter { $0.key.protocolNumber == 1 }
+        #expect(icmp.count == 1 && icmp.first?.packets == 4)
+    }
+
+    @Test("Configuration and opening errors are specific")
+    func openingErrors() throws {
+        var bad = AFPacketConfiguration(interface: "eth0")
+        bad.blockSize = 1000
+        #expect(throws: CaptureSourceError.self) { try bad.validate() }
+        do {
+            try bad.validate()
+        } catch {
+            #expect(error.code == .invalidConfiguration && error.message.contains("block size 1000"))
+        }
+        bad = AFPacketConfiguration(interface: "eth0")
+        bad.frameSize = 100
+        #expect(throws: CaptureSourceError.self) { try bad.validate() }
+        bad = AFPacketConfiguration(interface: nil)
+        bad.promiscuous = true
+        #expect(throws: CaptureSourceError.self) { try bad.validate() }
+
+        let node = try SimulatedNode(podCount: 1)
+        defer { node.remove() }
+        let missing = #expect(throws: CaptureSourceError.self) {
+            _ = try AFPacketSource(configuration: AFPacketConfiguration(
+                interface: "nosuch0", namespacePath: node.namespacePath(node.namespace)))
+        }
+        #expect(missing?.code == .noSuchInterface && missing?.message.contains("nosuch0") == true)
+        let noNamespace = #expect(throws: CaptureSourceError.self) {
+            _ = try AFPacketSource(configuration: AFPacketConfiguration(interface: "lo", namespacePath: "/run/netns/podtap-none"))
+        }
+        #expect(noNamespace?.code == .namespace)
+        // A down interface is reported as such.
+        try node.exec(["ip", "link", "add", "ptdown0", "type", "veth", "peer", "name", "ptdown1"])
+        let down = #expect(throws: CaptureSourceError.self) {
+            _ = try AFPacketSource(configuration: AFPacketConfiguration(
+                interface: "ptdown0", namespacePath: node.namespacePath(node.namespace)))
+        }
+        #expect(down?.code == .interfaceDown)
+        // An idle loopback: a poll without waiting returns nothing.
+        var source = try AFPacketSource(configuration: testConfiguration(interface: "lo", namespace: node.namespacePath(node.namespace)))
+        #expect(try source.poll(timeoutMilliseconds: 0) { _ in } == 0)
+        #expect(source.interfaceIndex == 1)
+    }
+}
