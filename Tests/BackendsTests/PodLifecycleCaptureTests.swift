@@ -1,0 +1,121 @@
+// The node agent's discovery loop end to end on the real kernel: InterfaceWatcher finds pod
+// veths in a simulated node, PodInterfaceSupervisor starts one AFPacketCapture per veth that is
+// up, pods come and go during the capture, and each capture counts exactly its pod's traffic.
+import Backends
+import CaptureCore
+import Foundation
+import PodTapTestSupport
+import Synchronization
+import Testing
+
+@Suite("Pod lifecycle: watcher + supervisor + AF_PACKET capture (real kernel)")
+struct PodLifecycleCaptureTests {
+    /// What the supervisor did, and each stopped capture's report, by interface name.
+    final class Journal: @unchecked Sendable {
+        let reports = Mutex<[String]>([])
+        let finished = Mutex<[String: AFPacketCapture<TrackingWorker>.Report]>([:])
+
+        func log(_ report: PodInterfaceSupervisor<Running>.Report) {
+            reports.withLock { $0.append(report.description) }
+        }
+        func lines(containing text: String) -> [String] {
+            reports.withLock { $0.filter { $0.contains(text) } }
+        }
+    }
+
+    struct Running: @unchecked Sendable {
+        let name: String
+        let capture: AFPacketCapture<TrackingWorker>
+    }
+
+    /// Polls `condition` every 20 ms for up to `seconds`.
+    static func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    /// ICMP echo packets between two addresses in one capture's flows (both directions).
+    static func echoPackets(_ flows: [FlowRecord], _ x: String, _ y: String) -> UInt64 {
+        let a = IPAddress(x)!, b = IPAddress(y)!
+        return flows.filter { $0.key.protocolNumber == 1 && Set([$0.key.a, $0.key.b]) == Set([a, b]) }
+            .reduce(0) { $0 + $1.directions[0].packets + $1.directions[1].packets }
+    }
+
+    @Test("Pods added, deleted and down during capture: picked up, stopped cleanly, skipped with a reason")
+    func podsComeAndGo() throws {
+        let node = try SimulatedNode(podCount: 3)
+        defer { node.remove() }
+        let journal = Journal()
+        let namespace = node.namespacePath(node.namespace)
+        let supervisor = PodInterfaceSupervisor<Running>(
+            start: { interface in
+                var configuration = AFPacketConfiguration(interface: interface.name, namespacePath: namespace)
+                configuration.blockSize = 1 << 16
+                configuration.blockCount = 8
+                configuration.blockRetireTimeoutMilliseconds = 10
+                let capture = try AFPacketCapture(configuration: configuration, threads: 1, pollTimeoutMilliseconds: 50) { _ in
+                    TrackingWorker()
+                }
+                return Running(name: interface.name, capture: capture)
+            },
+            stop: { running in
+                let report = running.capture.stop()
+                journal.finished.withLock { $0[running.name] = report }
+            },
+            report: journal.log)
+        let watcher = InterfaceWatcher(namespacePath: namespace, handler: supervisor.handle)
+        try watcher.start()
+        defer {
+            watcher.stop()
+            supervisor.stopAll()
+        }
+        #expect(Set(supervisor.runningInterfaces.map(\.name)) == Set(node.pods.map(\.hostInterface)))
+
+        // A pod whose veth stays down: skipped, with the reason.
+        let down = try node.addPod(up: false)
+        #expect(Self.eventually(1) { !journal.lines(containing: "skipped \(down.hostInterface)").isEmpty })
+        #expect(journal.lines(containing: "skipped \(down.hostInterface)").first?.contains("down") == true)
+        #expect(!supervisor.runningInterfaces.contains { $0.name == down.hostInterface })
+
+        // A pod created during capture: started within a second, and its traffic captured.
+        let late = try node.addPod()
+        #expect(Self.eventually(1) { supervisor.runningInterfaces.contains { $0.name == late.hostInterface } })
+        try node.exec(in: late.namespace, ["ping", "-c", "3", "-i", "0.05", "-W", "1", node.pods[0].address])
+
+        // A pod deleted during capture: its capture stops cleanly; the others keep capturing.
+        let gone = node.pods[1]
+        try node.exec(in: gone.namespace, ["ping", "-c", "2", "-i", "0.05", "-W", "1", node.pods[2].address])
+        try node.deletePod(gone)
+        #expect(Self.eventually(1) { journal.finished.withLock { $0[gone.hostInterface] != nil } })
+        #expect(!journal.lines(containing: "stopped \(gone.hostInterface): the interface was removed").isEmpty)
+        try node.exec(in: node.pods[2].namespace, ["ping", "-c", "4", "-i", "0.05", "-W", "1", node.pods[0].address])
+
+        usleep(200_000)  // let the last blocks retire
+        supervisor.stopAll()
+        let finished = journal.finished.withLock { $0 }
+        func flows(_ pod: SimulatedNode.Pod) -> [FlowRecord] { finished[pod.hostInterface]?.results.first?.flows ?? [] }
+
+        // The late pod's capture saw its 3 echo requests and 3 replies.
+        #expect(Self.echoPackets(flows(late), late.address, node.pods[0].address) == 6)
+        // The deleted pod's capture ended with the packets it saw before the deletion.
+        let goneReport = try #require(finished[gone.hostInterface])
+        #expect(Self.echoPackets(flows(gone), gone.address, node.pods[2].address) == 4)
+        #expect(goneReport.total.droppedByKernel == 0)
+        // Pod 2's capture kept running after the deletion: both conversations are in it.
+        #expect(Self.echoPackets(flows(node.pods[2]), gone.address, node.pods[2].address) == 4)
+        #expect(Self.echoPackets(flows(node.pods[2]), node.pods[2].address, node.pods[0].address) == 8)
+        // Pod 0's capture saw both conversations that reached it.
+        #expect(Self.echoPackets(flows(node.pods[0]), late.address, node.pods[0].address) == 6)
+        #expect(Self.echoPackets(flows(node.pods[0]), node.pods[2].address, node.pods[0].address) == 8)
+        // The down pod was never started.
+        #expect(finished[down.hostInterface] == nil)
+        for (name, report) in finished where name != gone.hostInterface {
+            #expect(report.errors.allSatisfy { $0 == nil }, "\(name): \(report.errors)")
+            #expect(report.total.droppedByKernel == 0)
+        }
+    }
+}
