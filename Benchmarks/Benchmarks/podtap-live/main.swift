@@ -36,7 +36,8 @@ struct Tracking: CaptureWorker, ~Copyable {
 }
 
 func fail(_ message: String) -> Never {
-    fputs("podtap-live: \(message)\n", stderr)
+    let text = "podtap-live: \(message)\n"
+    _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     exit(1)
 }
 
@@ -70,7 +71,7 @@ case "afpacket":
         fail(error.description)
     }
     print("podtap ready", terminator: "\n")
-    fflush(stdout)
+    fflush(nil)
     waitForStop()
     let report = capture.stop()
     let total = report.total
@@ -80,6 +81,7 @@ case "pcap":
     guard threads == 1 else { fail("the pcap backend captures with one thread") }
     var configuration = PcapLiveConfiguration(interface: interface)
     configuration.bufferSize = 64 << 20
+    configuration.immediate = false  // as tcpdump -w: libpcap hands over whole ring blocks
     var source: PcapLiveSource
     do {
         source = try PcapLiveSource(configuration)
@@ -88,7 +90,7 @@ case "pcap":
     }
     var worker = Tracking(tracks: tracks)
     print("podtap ready")
-    fflush(stdout)
+    fflush(nil)
     while !stopRequested.load(ordering: .relaxed) {
         do {
             _ = try source.poll(timeoutMilliseconds: 100) { packet in worker.process(packet) }
