@@ -13,7 +13,7 @@ public struct ConntrackConfiguration: Sendable, Hashable {
     /// The most translated connections kept (see ``NATTable``). Untranslated connections are
     /// never kept.
     public var capacity = 65_536
-    /// The network namespace whose table is read: nil for the caller's, or a path such as
+    /// The network namespace whose table is read: nil for the caller's, or an `ip netns` name,
     /// `/run/netns/NAME` or `/proc/PID/ns/net`. A Kubernetes node agent runs in the node's
     /// namespace (hostNetwork) and leaves this nil.
     public var networkNamespacePath: String? = nil
@@ -107,23 +107,12 @@ public final class ConntrackTable: Sendable {
         }
         self.configuration = configuration
         shared = ConntrackShared(capacity: configuration.capacity)
-        let worker = try ConntrackTable.withNetworkNamespace(configuration.networkNamespacePath) {
+        let worker = try NetworkNamespace.onCallingThread(in: configuration.networkNamespacePath) {
             () throws(CaptureSourceError) -> ConntrackWorker in
             try ConntrackWorker(shared: shared, configuration: configuration)
         }
         try worker.dump()
-        let context = unsafe Unmanaged.passRetained(worker).toOpaque()
-        var tid = pthread_t()
-        let rc = unsafe pthread_create(&tid, nil, { arg in
-            let worker = unsafe Unmanaged<ConntrackWorker>.fromOpaque(arg!).takeRetainedValue()
-            worker.run()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            unsafe Unmanaged<ConntrackWorker>.fromOpaque(context).release()
-            throw CaptureSourceError(.system, operation: "pthread_create", errno: rc,
-                                     message: "Could not start the conntrack event thread; the process may be out of threads or memory.")
-        }
+        let tid = try BackendThread.start(name: "podtap-conntrk") { worker.run() }
         thread.withLock { $0 = tid }
     }
 
@@ -165,42 +154,6 @@ public final class ConntrackTable: Sendable {
             st.droppedWhenFull = s.table.droppedWhenFull
             return st
         }
-    }
-
-    /// Runs `body` with the calling thread in the network namespace at `path` (nil: as is),
-    /// then returns the thread to its own namespace.
-    static func withNetworkNamespace<T>(
-        _ path: String?, _ body: () throws(CaptureSourceError) -> T
-    ) throws(CaptureSourceError) -> T {
-        guard let path else { return try body() }
-        let own = unsafe open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard own >= 0 else {
-            let e = errno
-            throw CaptureSourceError(.namespace, operation: "open(/proc/thread-self/ns/net)", errno: e,
-                                     message: "Cannot read this thread's network namespace; is /proc mounted?")
-        }
-        defer { close(own) }
-        let target = unsafe open(path, O_RDONLY | O_CLOEXEC)
-        guard target >= 0 else {
-            let e = errno
-            throw CaptureSourceError(e == EACCES || e == EPERM ? .permissionDenied : .namespace,
-                                     operation: "open(\(path))", errno: e,
-                                     message: "Cannot open the network namespace \(path); check that it exists (ip netns list).")
-        }
-        defer { close(target) }
-        guard cpk_setns(target, CLONE_NEWNET) == 0 else {
-            let e = errno
-            throw CaptureSourceError(e == EPERM ? .permissionDenied : .namespace, operation: "setns(\(path))", errno: e,
-                                     message: e == EPERM
-                                        ? "Entering another network namespace needs CAP_SYS_ADMIN; run as root."
-                                        : "\(path) is not a network namespace.")
-        }
-        defer {
-            if cpk_setns(own, CLONE_NEWNET) != 0 {
-                fatalError("ConntrackTable: cannot return the thread to its network namespace (errno \(errno))")
-            }
-        }
-        return try body()
     }
 }
 
