@@ -82,19 +82,11 @@ enum RouteNetlink {
             var object = unsafe nl_cache_get_first(cache)
             while let addr = unsafe object {
                 unsafe object = unsafe nl_cache_get_next(addr)
-                guard unsafe rtnl_addr_get_ifindex(addr) == index, let local = unsafe rtnl_addr_get_local(addr),
-                    let bytes = unsafe nl_addr_get_binary_addr(local)
+                guard unsafe rtnl_addr_get_ifindex(addr) == index,
+                    let address = unsafe RouteNetlink.address(rtnl_addr_get_local(addr))
                 else { continue }
-                let family = unsafe nl_addr_get_family(local), length = unsafe nl_addr_get_len(local)
                 let prefix = UInt8(clamping: unsafe rtnl_addr_get_prefixlen(addr))
-                if family == AF_INET, length == 4 {
-                    let v = unsafe UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self))
-                    result.append(PodInterface.Address(IPAddress(ipv4: v), prefixLength: prefix))
-                } else if family == AF_INET6, length == 16 {
-                    let hi = unsafe UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
-                    let lo = unsafe UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-                    result.append(PodInterface.Address(IPAddress(high: hi, low: lo), prefixLength: prefix))
-                }
+                result.append(PodInterface.Address(address, prefixLength: prefix))
             }
             return result.filter { $0.address.isIPv4 } + result.filter { !$0.address.isIPv4 }
         }
@@ -176,6 +168,23 @@ enum RouteNetlink {
             peerNamespaceID = unsafe rtnl_link_get_link_netnsid(link, &nsid) == 0 && nsid >= 0 ? nsid : nil
             let master = unsafe rtnl_link_get_master(link)
             masterIndex = master > 0 ? master : nil
+        }
+    }
+
+    // MARK: Addresses
+
+    /// An IPv4 or IPv6 libnl `nl_addr` (route or conntrack) as an ``IPAddress``; nil for
+    /// other families and lengths.
+    static func address(_ a: OpaquePointer?) -> IPAddress? {
+        guard let a = unsafe a, let bytes = unsafe nl_addr_get_binary_addr(a) else { return nil }
+        switch (Int32(unsafe nl_addr_get_family(a)), unsafe nl_addr_get_len(a)) {
+        case (AF_INET, 4):
+            return IPAddress(ipv4: UInt32(bigEndian: unsafe bytes.loadUnaligned(as: UInt32.self)))
+        case (AF_INET6, 16):
+            return IPAddress(high: UInt64(bigEndian: unsafe bytes.loadUnaligned(as: UInt64.self)),
+                             low: UInt64(bigEndian: unsafe bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        default:
+            return nil
         }
     }
 

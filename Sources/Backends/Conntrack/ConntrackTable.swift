@@ -315,9 +315,9 @@ final class ConntrackShared: Sendable {
     /// The translation a conntrack entry describes; nil when nothing was translated (or the
     /// entry lacks a tuple).
     static func translation(of ct: OpaquePointer) -> NATTranslation? {
-        guard let client = unsafe address(nfnl_ct_get_src(ct, 0)), let service = unsafe address(nfnl_ct_get_dst(ct, 0)),
-              let backend = unsafe address(nfnl_ct_get_src(ct, 1)),
-              let translatedClient = unsafe address(nfnl_ct_get_dst(ct, 1))
+        guard let client = unsafe RouteNetlink.address(nfnl_ct_get_src(ct, 0)), let service = unsafe RouteNetlink.address(nfnl_ct_get_dst(ct, 0)),
+              let backend = unsafe RouteNetlink.address(nfnl_ct_get_src(ct, 1)),
+              let translatedClient = unsafe RouteNetlink.address(nfnl_ct_get_dst(ct, 1))
         else { return nil }
         func sourcePort(_ dir: Int32) -> UInt16 {
             unsafe nfnl_ct_test_src_port(ct, dir) != 0 ? unsafe nfnl_ct_get_src_port(ct, dir) : 0
@@ -339,20 +339,6 @@ final class ConntrackShared: Sendable {
             translatedClient: translatedClient, translatedClientPort: icmp ? icmpID(1) : destinationPort(1),
             conntrackID: unsafe nfnl_ct_test_id(ct) != 0 ? unsafe nfnl_ct_get_id(ct) : 0)
         return t.isDestinationNAT || t.isSourceNAT ? t : nil
-    }
-
-    /// An IPv4 or IPv6 `nl_addr` as an ``IPAddress``.
-    static func address(_ a: OpaquePointer?) -> IPAddress? {
-        guard let a = unsafe a, let bytes = unsafe nl_addr_get_binary_addr(a) else { return nil }
-        switch (Int32(unsafe nl_addr_get_family(a)), unsafe nl_addr_get_len(a)) {
-        case (AF_INET, 4):
-            return IPAddress(ipv4: UInt32(bigEndian: unsafe bytes.loadUnaligned(as: UInt32.self)))
-        case (AF_INET6, 16):
-            return IPAddress(high: UInt64(bigEndian: unsafe bytes.loadUnaligned(as: UInt64.self)),
-                             low: UInt64(bigEndian: unsafe bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-        default:
-            return nil
-        }
     }
 
     static func now() -> Timestamp {
