@@ -94,7 +94,8 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
     ///   - pollTimeoutMilliseconds: the longest a thread waits before checking the stop flag;
     ///     also how often ``CaptureWorker/pollEnded(delivered:)`` runs on a quiet interface.
     ///   - makeWorker: called once on each capture thread with the member's index.
-    /// - Throws: ``CaptureSourceError`` when a source cannot be opened; nothing keeps running.
+    /// - Throws: ``CaptureSourceError`` when a source cannot be opened or a thread cannot be
+    ///   started; nothing keeps running.
     public init(
         configuration: AFPacketConfiguration, threads: Int = 1, pollTimeoutMilliseconds: Int32 = 100,
         makeWorker: @escaping @Sendable (_ member: Int) -> Worker
@@ -124,10 +125,20 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
         }
         // Every member is in the group: from here on packets are kept, each by its member.
         for member in members { try member.resume() }
+        var started: [pthread_t] = []
+        for member in members {
+            do throws(CaptureSourceError) {
+                started.append(try BackendThread.start(name: "podtap-afp-\(member.index)") { member.run() })
+            } catch {
+                stopping.flag.store(true, ordering: .releasing)
+                for thread in started { pthread_join(thread, nil) }
+                throw error
+            }
+        }
         self.configuration = configuration
         self.members = members
         self.stopping = stopping
-        self.threads = members.map { member in startThread { member.run() } }
+        self.threads = started
     }
 
     deinit { _ = stop() }

@@ -66,7 +66,7 @@ public struct AFPacketFanout: Sendable, Hashable {
 public struct AFPacketConfiguration: Sendable, Hashable {
     /// The interface to capture on; `nil` captures every interface of the namespace.
     public var interface: String?
-    /// A network namespace to capture in, as a path: `/run/netns/NAME` (iproute2) or
+    /// A network namespace to capture in: an `ip netns` name, `/run/netns/NAME` or
     /// `/proc/PID/ns/net`. `nil` captures in the caller's namespace. The socket is created
     /// inside it (like `nsenter -t PID -n tcpdump`), so a pod's own `eth0` can be captured
     /// without anything running in the pod.
@@ -145,7 +145,7 @@ public struct AFPacketConfiguration: Sendable, Hashable {
             throw fail("promiscuous mode needs an interface; name one or turn promiscuous off")
         }
         if let path = namespacePath, path.isEmpty {
-            throw fail("the network namespace path is empty; give /run/netns/NAME or /proc/PID/ns/net")
+            throw fail("the network namespace path is empty; give an `ip netns` name, /run/netns/NAME or /proc/PID/ns/net")
         }
     }
 }

@@ -98,8 +98,10 @@ public struct AFPacketSource: ~Copyable {
         let installed = paused ? PacketFilter.rejectingAll : filter
         let opened: OpenedSocket
         if let path = configuration.namespacePath {
-            opened = try NetworkNamespace.run(inNamespaceAt: path) { () throws(CaptureSourceError) -> OpenedSocket in
-                try Self.open(configuration, filter: installed)
+            // setns switches the calling thread, which may be a Swift concurrency pool thread
+            // shared with unrelated tasks: do it on a short-lived thread of its own.
+            opened = try NetworkNamespace.onDedicatedThread(in: path, name: "podtap-afp-open") {
+                () throws(CaptureSourceError) -> OpenedSocket in try Self.open(configuration, filter: installed)
             }
         } else {
             opened = try Self.open(configuration, filter: installed)
@@ -149,7 +151,7 @@ public struct AFPacketSource: ~Copyable {
     private static func open(
         _ configuration: AFPacketConfiguration, filter: PacketFilter
     ) throws(CaptureSourceError) -> OpenedSocket {
-        let place = configuration.namespacePath.map { "network namespace \($0)" } ?? "this network namespace"
+        let place = configuration.namespacePath.map { "network namespace \(NetworkNamespace.path($0))" } ?? "this network namespace"
         // Protocol 0: the socket receives nothing until bind, so the ring holds no packet from
         // before the filter and the fanout group were set up.
         let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -50,8 +50,8 @@ public final class InterfaceWatcher: Sendable {
         }
     }
 
-    /// The node namespace: a namespace file, or nil for the namespace of the thread that
-    /// calls ``start()``.
+    /// The node namespace: an `ip netns` name, `/run/netns/NAME` or `/proc/PID/ns/net`; nil for
+    /// the namespace of the thread that calls ``start()``.
     public let namespacePath: String?
     public let selector: PodInterfaceSelector
     /// How long one `poll(2)` waits at most, in milliseconds.
@@ -66,8 +66,8 @@ public final class InterfaceWatcher: Sendable {
     }
 
     /// - Parameters:
-    ///   - namespacePath: the node's network namespace (`/run/netns/NAME`, `/proc/PID/ns/net`);
-    ///     nil: the namespace of the thread that calls ``start()``.
+    ///   - namespacePath: the node's network namespace (an `ip netns` name, `/run/netns/NAME`,
+    ///     `/proc/PID/ns/net`); nil: the namespace of the thread that calls ``start()``.
     ///   - handler: called on the watcher's thread for every event, in order.
     public init(
         namespacePath: String? = nil, selector: PodInterfaceSelector = PodInterfaceSelector(),
@@ -89,7 +89,7 @@ public final class InterfaceWatcher: Sendable {
     /// - Throws: ``CaptureSourceError`` when the namespace cannot be opened or entered, or
     ///   netlink refuses; nothing keeps running then.
     public func start() throws(CaptureSourceError) {
-        let nodeFD = try RouteNetlink.openNamespace(orCurrent: namespacePath)
+        let nodeFD = try NetworkNamespace.open(orCurrent: namespacePath)
         var wake: [Int32] = [-1, -1], ready: [Int32] = [-1, -1]
         guard unsafe pipe(&wake) == 0 else {
             close(nodeFD)
@@ -103,11 +103,11 @@ public final class InterfaceWatcher: Sendable {
         for fd in wake + ready { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let (wakeRead, wakeWrite, readyRead, readyWrite) = (wake[0], wake[1], ready[0], ready[1])
         let loop = WatcherLoop(
-            nodeFD: nodeFD, selector: selector, pollTimeoutMilliseconds: pollTimeoutMilliseconds,
+            nodeFD: nodeFD, nodePath: Self.describe(namespacePath), selector: selector, pollTimeoutMilliseconds: pollTimeoutMilliseconds,
             handler: handler, snapshot: snapshot, wakeFD: wakeRead, readyFD: readyWrite)
         let thread: pthread_t
         do {
-            thread = try RouteNetlink.startThread { loop.run() }
+            thread = try BackendThread.start(name: "podtap-netlink") { loop.run() }
         } catch {
             for fd in [nodeFD, wakeRead, wakeWrite, readyRead, readyWrite] { close(fd) }
             throw error
@@ -139,15 +139,21 @@ public final class InterfaceWatcher: Sendable {
         close(r.wakeFD)
     }
 
+    /// The node namespace as error messages name it.
+    private static func describe(_ namespacePath: String?) -> String {
+        namespacePath.map(NetworkNamespace.path) ?? "the caller's network namespace"
+    }
+
     /// Lists the pod interfaces of a namespace once, with their pod ends, and returns.
     /// - Parameter namespacePath: the node namespace; nil: the calling thread's.
     public static func podInterfaces(
         namespacePath: String? = nil, selector: PodInterfaceSelector = PodInterfaceSelector()
     ) throws(CaptureSourceError) -> [PodInterface] {
-        let nodeFD = try RouteNetlink.openNamespace(orCurrent: namespacePath)
+        let nodeFD = try NetworkNamespace.open(orCurrent: namespacePath)
         defer { close(nodeFD) }
-        let result = try RouteNetlink.onDedicatedThread { () -> Result<[PodInterface], CaptureSourceError> in
-            let loop = WatcherLoop(nodeFD: nodeFD, selector: selector, pollTimeoutMilliseconds: 0, handler: { _ in },
+        let nodePath = describe(namespacePath)
+        let result = try BackendThread.run(name: "podtap-netlink") { () -> Result<[PodInterface], CaptureSourceError> in
+            let loop = WatcherLoop(nodeFD: nodeFD, nodePath: nodePath, selector: selector, pollTimeoutMilliseconds: 0, handler: { _ in },
                                    snapshot: WatcherSnapshot(), wakeFD: -1, readyFD: -1)
             defer { loop.closeSockets() }
             do throws(CaptureSourceError) {
@@ -181,6 +187,8 @@ final class WatcherSnapshot: Sendable {
     static let giveUpAfter = Duration.seconds(30)
 
     let nodeFD: Int32
+    /// What `nodeFD` is, for error messages.
+    let nodePath: String
     let selector: PodInterfaceSelector
     let pollTimeoutMilliseconds: Int32
     let handler: @Sendable (InterfaceWatcher.Event) -> Void
@@ -201,11 +209,12 @@ final class WatcherSnapshot: Sendable {
     fileprivate var parsingDeletion = false
 
     init(
-        nodeFD: Int32, selector: PodInterfaceSelector, pollTimeoutMilliseconds: Int32,
+        nodeFD: Int32, nodePath: String, selector: PodInterfaceSelector, pollTimeoutMilliseconds: Int32,
         handler: @escaping @Sendable (InterfaceWatcher.Event) -> Void, snapshot: WatcherSnapshot, wakeFD: Int32,
         readyFD: Int32
     ) {
         self.nodeFD = nodeFD
+        self.nodePath = nodePath
         self.selector = selector
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
         self.handler = handler
@@ -244,7 +253,7 @@ final class WatcherSnapshot: Sendable {
     /// falls between them), then lists the links.
     func setUp(watching: Bool) throws(CaptureSourceError) {
         let context = unsafe Unmanaged.passUnretained(self).toOpaque()
-        try RouteNetlink.withNamespace(nodeFD) { () throws(CaptureSourceError) in
+        try NetworkNamespace.onCallingThread(in: nodeFD, path: nodePath) { () throws(CaptureSourceError) in
             if watching {
                 guard let sk = unsafe nl_socket_alloc() else {
                     throw CaptureSourceError(.system, operation: "nl_socket_alloc", message: "libnl could not allocate a socket; the process is out of memory.")
@@ -416,7 +425,7 @@ final class WatcherSnapshot: Sendable {
         defer { close(fd) }
         pod.peerNamespacePath = path
         do throws(CaptureSourceError) {
-            let socket = try RouteNetlink.Socket(inNamespace: fd)
+            let socket = try RouteNetlink.Socket(inNamespace: fd, path: path)
             pod.peerAddresses = try socket.addresses(ofInterface: peer)
         } catch {
             return false
@@ -463,7 +472,7 @@ final class NamespaceDirectory {
     /// then every process's `/proc/PID/ns/net`, each namespace asked once.
     func open(namespaceID: Int32, asking socket: borrowing RouteNetlink.Socket) -> (path: String, fd: Int32)? {
         if let entry = known[namespaceID] {
-            if let fd = try? RouteNetlink.openNamespace(entry.path) {
+            if let fd = try? NetworkNamespace.open(entry.path) {
                 if RouteNetlink.namespaceIdentity(fd: fd) == entry.identity,
                     (try? socket.namespaceID(of: fd)) == namespaceID
                 {
@@ -478,7 +487,7 @@ final class NamespaceDirectory {
         for processes in [false, true] {
             let paths = processes ? RouteNetlink.processNamespaceFiles() : RouteNetlink.boundNamespaceFiles()
             for path in paths {
-                guard let fd = try? RouteNetlink.openNamespace(path) else { continue }
+                guard let fd = try? NetworkNamespace.open(path) else { continue }
                 guard let identity = RouteNetlink.namespaceIdentity(fd: fd), seen.insert(identity).inserted,
                     let id = try? socket.namespaceID(of: fd)
                 else {

@@ -1,5 +1,5 @@
 // rtnetlink through libnl-3 route, for InterfaceWatcher: sockets opened inside a network
-// namespace, link and address dumps, RTM_GETNSID, and a dedicated pthread to do it all on.
+// namespace, link and address dumps, RTM_GETNSID, and the namespace files to search.
 // Everything here runs on one thread at a time; nothing here is public.
 internal import CaptureCore
 internal import CPodTapNetlink
@@ -43,11 +43,13 @@ enum RouteNetlink {
             owned = true
         }
 
-        /// Opens a socket inside the network namespace `namespaceFD` refers to: the calling
-        /// thread enters it, opens the socket and returns to its own namespace. The socket stays
-        /// in the namespace it was opened in.
-        init(inNamespace namespaceFD: Int32) throws(CaptureSourceError) {
-            self = try RouteNetlink.withNamespace(namespaceFD) { () throws(CaptureSourceError) -> Socket in try Socket() }
+        /// Opens a socket inside the network namespace `namespaceFD` (the file at `path`) refers
+        /// to: the calling thread enters it, opens the socket and returns to its own namespace.
+        /// The socket stays in the namespace it was opened in.
+        init(inNamespace namespaceFD: Int32, path: String) throws(CaptureSourceError) {
+            self = try NetworkNamespace.onCallingThread(in: namespaceFD, path: path) {
+                () throws(CaptureSourceError) -> Socket in try Socket()
+            }
         }
 
         deinit { if owned { unsafe nl_socket_free(handle) } }
@@ -80,19 +82,11 @@ enum RouteNetlink {
             var object = unsafe nl_cache_get_first(cache)
             while let addr = unsafe object {
                 unsafe object = unsafe nl_cache_get_next(addr)
-                guard unsafe rtnl_addr_get_ifindex(addr) == index, let local = unsafe rtnl_addr_get_local(addr),
-                    let bytes = unsafe nl_addr_get_binary_addr(local)
+                guard unsafe rtnl_addr_get_ifindex(addr) == index,
+                    let address = unsafe RouteNetlink.address(rtnl_addr_get_local(addr))
                 else { continue }
-                let family = unsafe nl_addr_get_family(local), length = unsafe nl_addr_get_len(local)
                 let prefix = UInt8(clamping: unsafe rtnl_addr_get_prefixlen(addr))
-                if family == AF_INET, length == 4 {
-                    let v = unsafe UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self))
-                    result.append(PodInterface.Address(IPAddress(ipv4: v), prefixLength: prefix))
-                } else if family == AF_INET6, length == 16 {
-                    let hi = unsafe UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
-                    let lo = unsafe UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-                    result.append(PodInterface.Address(IPAddress(high: hi, low: lo), prefixLength: prefix))
-                }
+                result.append(PodInterface.Address(address, prefixLength: prefix))
             }
             return result.filter { $0.address.isIPv4 } + result.filter { !$0.address.isIPv4 }
         }
@@ -177,48 +171,24 @@ enum RouteNetlink {
         }
     }
 
+    // MARK: Addresses
+
+    /// An IPv4 or IPv6 libnl `nl_addr` (route or conntrack) as an ``IPAddress``; nil for
+    /// other families and lengths.
+    static func address(_ a: OpaquePointer?) -> IPAddress? {
+        guard let a = unsafe a, let bytes = unsafe nl_addr_get_binary_addr(a) else { return nil }
+        switch (Int32(unsafe nl_addr_get_family(a)), unsafe nl_addr_get_len(a)) {
+        case (AF_INET, 4):
+            return IPAddress(ipv4: UInt32(bigEndian: unsafe bytes.loadUnaligned(as: UInt32.self)))
+        case (AF_INET6, 16):
+            return IPAddress(high: UInt64(bigEndian: unsafe bytes.loadUnaligned(as: UInt64.self)),
+                             low: UInt64(bigEndian: unsafe bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        default:
+            return nil
+        }
+    }
+
     // MARK: Namespaces
-
-    /// Opens a namespace file (`/run/netns/NAME`, `/proc/PID/ns/net`) read-only.
-    static func openNamespace(_ path: String) throws(CaptureSourceError) -> Int32 {
-        let fd = unsafe open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let e = errno
-            throw CaptureSourceError(e == EACCES || e == EPERM ? .permissionDenied : .namespace,
-                                     operation: "open(\(path))", errno: e,
-                                     message: "cannot open the network namespace; check the path (ip netns list) and that the process runs as root.")
-        }
-        return fd
-    }
-
-    /// Opens `path`, or the calling thread's namespace when nil.
-    static func openNamespace(orCurrent path: String?) throws(CaptureSourceError) -> Int32 {
-        if let path { try openNamespace(path) } else { try openCurrentNamespace() }
-    }
-
-    /// The calling thread's own network namespace, opened.
-    static func openCurrentNamespace() throws(CaptureSourceError) -> Int32 {
-        try openNamespace("/proc/thread-self/ns/net")
-    }
-
-    /// Runs `body` with the calling thread inside the network namespace `fd`, then returns the
-    /// thread to the namespace it was in. Call only on a thread this module created.
-    static func withNamespace<R: ~Copyable>(
-        _ fd: Int32, _ body: () throws(CaptureSourceError) -> R
-    ) throws(CaptureSourceError) -> R {
-        let home = try openCurrentNamespace()
-        defer { close(home) }
-        guard cpk_setns(fd, Int32(CLONE_NEWNET)) == 0 else {
-            let e = errno
-            throw CaptureSourceError(e == EPERM ? .permissionDenied : .namespace, operation: "setns(CLONE_NEWNET)", errno: e,
-                                     message: "cannot enter the network namespace; the process needs CAP_SYS_ADMIN.")
-        }
-        defer {
-            // Leaving a thread in the wrong namespace would silently misdirect every later socket.
-            if cpk_setns(home, Int32(CLONE_NEWNET)) != 0 { fatalError("setns back to the thread's own network namespace failed (errno \(errno))") }
-        }
-        return try body()
-    }
 
     /// The (device, inode) pair naming a namespace file's namespace; nil when it cannot be read.
     static func namespaceIdentity(_ path: String) -> NamespaceIdentity? {
@@ -262,34 +232,6 @@ enum RouteNetlink {
         return names
     }
 
-    // MARK: Threads
-
-    /// Starts a joinable pthread running `body`. Namespace work happens on such threads only,
-    /// never on a Swift concurrency pool thread.
-    static func startThread(_ body: @escaping @Sendable () -> Void) throws(CaptureSourceError) -> pthread_t {
-        final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-        let context = unsafe Unmanaged.passRetained(Box(body)).toOpaque()
-        var thread = pthread_t()
-        let rc = unsafe pthread_create(&thread, nil, { context in
-            let box = unsafe Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            box.body()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            unsafe Unmanaged<Box>.fromOpaque(context).release()
-            throw CaptureSourceError(.system, operation: "pthread_create", errno: rc, message: "cannot start a thread; the process is at its thread limit.")
-        }
-        return thread
-    }
-
-    /// Runs `body` on a new thread and waits for it.
-    static func onDedicatedThread<R: Sendable>(_ body: @escaping @Sendable () -> R) throws(CaptureSourceError) -> R {
-        let slot = ThreadResult<R>()
-        let thread = try startThread { slot.value = body() }
-        pthread_join(thread, nil)
-        return slot.value!
-    }
-
     static func error(_ code: Int32, operation: String) -> CaptureSourceError {
         let text = unsafe nl_geterror(code).map { unsafe String(cString: $0) } ?? "error \(code)"
         let permission = -code == NLE_PERM
@@ -299,4 +241,3 @@ enum RouteNetlink {
     }
 }
 
-private final class ThreadResult<R>: @unchecked Sendable { var value: R? }

@@ -89,9 +89,7 @@ func testConfiguration(interface: String, namespace: String) -> AFPacketConfigur
 
 /// Runs the standard traffic, then lets the last ring blocks retire.
 func runStandardTraffic(_ traffic: NodeTraffic) throws {
-    let servers = try traffic.startServers()
-    defer { servers.stop() }
-    try traffic.runClients()
+    try traffic.run()
     usleep(100_000)
 }
 

@@ -143,25 +143,13 @@ private final class ServiceFixture {
         var configuration = ConntrackConfiguration(networkNamespacePath: node.namespacePath(node.namespace))
         configure(&configuration)
         let c = configuration
-        return try Self.onOwnThread { () throws -> ConntrackTable in try ConntrackTable(configuration: c) }
+        return try onDedicatedThread { () throws -> ConntrackTable in try ConntrackTable(configuration: c) }
     }
 
     /// Deletes the client's conntrack entry for source port `port` (a DESTROY event).
     func deleteEntry(port: UInt16) throws {
         try node.exec(["conntrack", "-D", "-f", ipv6 ? "ipv6" : "ipv4", "-p", "tcp", "--orig-src", clientAddressText,
                        "--sport", "\(port)"])
-    }
-
-    static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-        let result = Mutexed<Result<T, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            result.set(Result { try body() })
-            done.signal()
-        }
-        thread.start()
-        done.wait()
-        return try result.get()!.get()
     }
 
     /// Polls `condition` every 20 ms until it holds; throws after `seconds`.
@@ -179,14 +167,6 @@ private final class ServiceFixture {
 private struct FixtureError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-private final class Mutexed<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func set(_ v: T) { lock.withLock { value = v } }
-    func get() -> T { lock.withLock { value } }
 }
 
 /// tcpdump writing one interface of the node namespace to a file.
@@ -420,7 +400,7 @@ struct ConntrackTests {
         // only, with the raw capset(2) glibc exports, then open the table there. The thread ends
         // afterwards; no other thread of the test process is affected.
         let error = #expect(throws: CaptureSourceError.self) {
-            _ = try ServiceFixture.onOwnThread { () throws -> ConntrackTable in
+            _ = try onDedicatedThread { () throws -> ConntrackTable in
                 typealias CapCall = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
                 guard let get = dlsym(nil, "capget"), let set = dlsym(nil, "capset") else {
                     throw FixtureError("capget/capset not found")
@@ -441,7 +421,7 @@ struct ConntrackTests {
     @Test("Opening a namespace that does not exist throws an error a user can act on")
     func missingNamespace() throws {
         let error = #expect(throws: CaptureSourceError.self) {
-            _ = try ServiceFixture.onOwnThread {
+            _ = try onDedicatedThread {
                 try ConntrackTable(configuration: ConntrackConfiguration(networkNamespacePath: "/run/netns/podtap-none"))
             }
         }

@@ -49,30 +49,6 @@ final class Gate: @unchecked Sendable {
     func open() { lock.withLock { opened = true } }
 }
 
-final class ThreadResultBox<R>: @unchecked Sendable { var result: Result<R, any Error>? }
-struct NamespaceEntryFailed: Error { let path: String; let errno: Int32 }
-
-@_silgen_name("setns") func setns(_ fd: Int32, _ type: Int32) -> Int32
-
-/// Runs `body` on a new Thread that first enters the network namespace at `path`.
-func onThread<R: Sendable>(inNamespace path: String, _ body: @escaping @Sendable () throws -> R) throws -> R {
-    let box = ThreadResultBox<R>()
-    let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        defer { done.signal() }
-        let fd = unsafe open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0, setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
-            box.result = .failure(NamespaceEntryFailed(path: path, errno: errno))
-            return
-        }
-        close(fd)
-        box.result = Result { try body() }
-    }
-    thread.start()
-    done.wait()
-    return try box.result!.get()
-}
-
 func milliseconds(_ d: Duration) -> Double {
     Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
 }
@@ -131,7 +107,7 @@ struct InterfaceWatcherTests {
             .map(\.name).sorted() == ["plumbA", "plumbB"])
 
         // Default namespace: the calling thread's. A dedicated thread enters the node namespace.
-        let fromInside = try onThread(inNamespace: node.namespacePath(node.namespace)) {
+        let fromInside = try onDedicatedThread(inNamespace: node.namespacePath(node.namespace)) {
             try InterfaceWatcher.podInterfaces()
         }
         #expect(fromInside.map(\.name).sorted() == node.pods.map(\.hostInterface).sorted())

@@ -6,51 +6,6 @@ import Testing
 
 @Suite("libpcap live capture")
 struct PcapLiveSourceTests {
-    /// Finds the flow of a conversation: protocol, server port, both pod addresses.
-    static func flow(of c: Conversation, in flows: [FlowRecord], node: SimulatedNode) -> FlowRecord? {
-        let client = IPAddress(node.pods[c.client].address), server = IPAddress(node.pods[c.server].address)
-        let proto: UInt8 = c.kind == .tcp ? 6 : 17
-        return flows.first { f in
-            f.key.protocolNumber == proto && (f.key.portA == c.port || f.key.portB == c.port)
-                && Set([f.key.a, f.key.b]) == Set([client, server].compactMap { $0 })
-        }
-    }
-
-    /// Every flow found with client/server right, per-direction packets and IP bytes exactly
-    /// what the applications sent plus header arithmetic, TCP closed.
-    static func check(_ c: Conversation, _ flows: [FlowRecord], _ node: SimulatedNode) {
-        guard let f = flow(of: c, in: flows, node: node) else {
-            Issue.record("no flow for \(c)")
-            return
-        }
-        #expect(f.clientAddress == IPAddress(node.pods[c.client].address), "\(c): client")
-        #expect(f.serverAddress == IPAddress(node.pods[c.server].address), "\(c): server")
-        #expect(f.serverPort == c.port, "\(c): server port")
-        switch c.kind {
-        case .tcp:
-            // 20-byte IPv4 + 20-byte TCP headers on every segment, + options on the SYN / SYN-ACK.
-            #expect(f.clientFromHandshake, "\(c): client from the handshake")
-            #expect(f.client.ipBytes == UInt64(c.clientBytes) + f.client.packets * 40 + UInt64(PodApps.synOptionBytes),
-                    "\(c): client packets \(f.client.packets), IP bytes \(f.client.ipBytes)")
-            #expect(f.server.ipBytes == UInt64(c.serverBytes) + f.server.packets * 40 + UInt64(PodApps.synOptionBytes),
-                    "\(c): server packets \(f.server.packets), IP bytes \(f.server.ipBytes)")
-            // SYN, ACK, data (at least one segment), FIN: four at least from each side.
-            #expect(f.client.packets >= 3 && f.server.packets >= 3, "\(c): packets \(f.client.packets)/\(f.server.packets)")
-            #expect(f.tcpState == .closed, "\(c): TCP state \(f.tcpState)")
-            #expect(f.endReason == .tcpFinished, "\(c): end \(f.endReason)")
-            #expect(f.client.tcpFlags.contains(.fin) && f.server.tcpFlags.contains(.fin), "\(c): FIN both ways")
-            #expect(f.client.retransmissions == 0 && f.server.retransmissions == 0, "\(c): retransmissions")
-        case .udp:
-            let n = UInt64(c.datagrams)
-            #expect(f.client.packets == n && f.server.packets == n, "\(c): packets \(f.client.packets)/\(f.server.packets)")
-            #expect(f.client.ipBytes == n * UInt64(c.clientBytes + 28), "\(c): client IP bytes \(f.client.ipBytes)")
-            #expect(f.server.ipBytes == n * UInt64(c.serverBytes + 28), "\(c): server IP bytes \(f.server.ipBytes)")
-        }
-        // Untagged Ethernet on the bridge: 14 bytes more per frame.
-        #expect(f.client.wireBytes == f.client.ipBytes + 14 * f.client.packets, "\(c): client wire bytes")
-        #expect(f.server.wireBytes == f.server.ipBytes + 14 * f.server.packets, "\(c): server wire bytes")
-    }
-
     // Blocking work (captures, apps, polls) runs on a dedicated thread and returns what it saw;
     // the expectations run here, in the test's task, so Swift Testing attributes them.
 
@@ -58,38 +13,29 @@ struct PcapLiveSourceTests {
     func bridgeCaptureCountsPodTraffic() async throws {
         let node = try SimulatedNode(podCount: 4)
         defer { node.remove() }
-        let conversations = [
-            Conversation(kind: .tcp, client: 0, server: 1, port: 5001, clientBytes: 100_000, serverBytes: 7_000),
-            Conversation(kind: .tcp, client: 2, server: 3, port: 5002, clientBytes: 3_000, serverBytes: 250_000),
-            Conversation(kind: .tcp, client: 1, server: 2, port: 5003, clientBytes: 12_345, serverBytes: 54_321),
-            Conversation(kind: .udp, client: 3, server: 0, port: 6001, clientBytes: 300, serverBytes: 900, datagrams: 20),
-            Conversation(kind: .udp, client: 0, server: 2, port: 6002, clientBytes: 1_200, serverBytes: 100, datagrams: 10),
-        ]
+        let traffic = NodeTraffic.standard(on: node)
         var configuration = PcapLiveConfiguration(interface: node.bridge)
         configuration.networkNamespace = node.namespacePath(node.namespace)
         configuration.promiscuous = true  // a bridge passes up forwarded frames only when promiscuous
         configuration.bufferSize = 32 << 20
-        let (received, outcome) = try await onDedicatedThread { [configuration] in
-            for pod in node.pods { try PodApps.prepare(node, pod) }
+        let outcome = try await onDedicatedThread { [configuration] in
+            try traffic.prepare()
             let capture = try LiveCapture(configuration)
             defer { _ = capture.stop() }
-            let received = try run(conversations, on: node)
-            return (received, capture.stop())
+            try traffic.run()
+            return capture.stop()
         }
 
         #expect(outcome.error == nil)
-        for (c, got) in zip(conversations, received) {
-            #expect(got.server == c.expectedAtServer && got.client == c.expectedAtClient, "\(c): apps received \(got)")
-            Self.check(c, outcome.flows, node)
-        }
+        #expect(NodeTraffic.problems(in: outcome.flows, expected: traffic.flows) == [])
         let s = outcome.statistics
         #expect(s.droppedByKernel == 0, "\(s)")
         #expect(s.delivered == UInt64(outcome.packets) && s.received >= s.delivered, "\(s)")
         #expect(s.batches > 0)
         print("bridge capture: \(outcome.packets) packets, \(outcome.flows.count) flows; \(s)")
-        for c in conversations {
-            if let f = Self.flow(of: c, in: outcome.flows, node: node) {
-                print("  \(c): client \(f.client.packets) pkts \(f.client.ipBytes) B, server \(f.server.packets) pkts \(f.server.ipBytes) B, \(f.tcpState)")
+        for flow in traffic.flows {
+            if let f = outcome.flows.first(where: { $0.key == flow.key }) {
+                print("  \(flow): client \(f.client.packets) pkts \(f.client.ipBytes) B, server \(f.server.packets) pkts \(f.server.ipBytes) B, \(f.tcpState)")
             }
         }
     }
@@ -98,12 +44,15 @@ struct PcapLiveSourceTests {
     func filter() async throws {
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
-        let kept = Conversation(kind: .tcp, client: 0, server: 1, port: 5101, clientBytes: 20_000, serverBytes: 3_000)
-        let conversations = [
+        let kept = NodeTraffic.Flow(.tcp, on: node, client: 0, clientPort: 41001, server: 1, serverPort: 5101,
+                                    requests: [20_000], responses: [3_000])
+        let traffic = NodeTraffic(node: node, flows: [
             kept,
-            Conversation(kind: .tcp, client: 1, server: 0, port: 5102, clientBytes: 5_000, serverBytes: 5_000),
-            Conversation(kind: .udp, client: 0, server: 1, port: 5101, clientBytes: 100, serverBytes: 100, datagrams: 5),
-        ]
+            NodeTraffic.Flow(.tcp, on: node, client: 1, clientPort: 41002, server: 0, serverPort: 5102,
+                             requests: [5_000], responses: [5_000]),
+            NodeTraffic.Flow(.udp, on: node, client: 0, clientPort: 41003, server: 1, serverPort: 5101,
+                             requests: Array(repeating: 100, count: 5), responses: Array(repeating: 100, count: 5)),
+        ])
         var configuration = PcapLiveConfiguration(interface: node.bridge)
         configuration.networkNamespace = node.namespacePath(node.namespace)
         configuration.promiscuous = true
@@ -113,22 +62,21 @@ struct PcapLiveSourceTests {
         // retire after 10 ms, within LiveCapture's final quiet 50 ms.
         configuration.immediate = false
         configuration.bufferTimeoutMilliseconds = 10
-        let (received, outcome) = try await onDedicatedThread { [configuration] in
-            for pod in node.pods { try PodApps.prepare(node, pod) }
+        let outcome = try await onDedicatedThread { [configuration] in
+            try traffic.prepare()
             let capture = try LiveCapture(configuration) { p in
                 p.layerCount == 1 && p.layers[0].protocolNumber == 6
                     && (p.layers[0].sourcePort == 5101 || p.layers[0].destinationPort == 5101)
             }
             defer { _ = capture.stop() }
-            let received = try run(conversations, on: node)
-            return (received, capture.stop())
+            try traffic.run()
+            return capture.stop()
         }
-        #expect(received.map(\.server) == conversations.map(\.expectedAtServer))
         #expect(outcome.error == nil)
         #expect(outcome.packets > 0)
         #expect(outcome.rejected == 0, "packets outside 'tcp port 5101' were delivered")
         #expect(outcome.flows.count == 1, "\(outcome.flows.map(\.key))")
-        Self.check(kept, outcome.flows, node)
+        #expect(NodeTraffic.problems(in: outcome.flows, expected: [kept]) == [])
         #expect(outcome.statistics.droppedByKernel == 0)
         print("filter 'tcp port 5101', block mode: \(outcome.packets) packets in \(outcome.statistics.batches) batches, \(outcome.flows.count) flow")
 
@@ -183,7 +131,7 @@ struct PcapLiveSourceTests {
             var r = InterfaceLoss()
 
             func send(from pod: SimulatedNode.Pod, to target: SimulatedNode.Pod, port: Int, count: Int) throws {
-                _ = try PodProcess(in: pod.namespace, ["udp-send", target.address, "\(port)", "\(count)", "100"]).result()
+                try NodeTraffic.sendDatagrams(on: node, from: pod, to: target.address, port: port, count: count, size: 100)
             }
             /// Polls until `expected` packets came (or 2 s passed), then once more; counts
             /// packets that are not 14 + 128-byte frames.
@@ -289,10 +237,82 @@ struct PcapLiveSourceTests {
     }
 }
 
-extension Result {
-    var failure: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
+/// A PcapLiveSource polled on its own thread until `stop()`: every packet decoded and fed to a
+/// FlowTracker; `accept` classifies packets (for filter tests).
+final class LiveCapture: @unchecked Sendable {
+    struct Outcome: Sendable {
+        var flows: [FlowRecord] = []
+        var statistics = CaptureStatistics()
+        var packets = 0
+        /// Packets `accept` rejected.
+        var rejected = 0
+        var error: CaptureSourceError?
+    }
+
+    private let lock = NSLock()
+    private var stopRequested = false
+    private var openError: CaptureSourceError?
+    private var outcome = Outcome()
+    private let opened = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Opens the source on the capture thread; returns once it is capturing.
+    init(_ configuration: PcapLiveConfiguration,
+         accept: @escaping @Sendable (borrowing DecodedPacket) -> Bool = { _ in true }) throws {
+        Thread { [self] in run(configuration, accept) }.start()
+        opened.wait()
+        if let openError { throw openError }
+    }
+
+    private func run(_ configuration: PcapLiveConfiguration, _ accept: (borrowing DecodedPacket) -> Bool) {
+        defer { finished.signal() }
+        var source: PcapLiveSource
+        do {
+            source = try PcapLiveSource(configuration)
+        } catch {
+            openError = error
+            opened.signal()
+            return
+        }
+        opened.signal()
+        var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 1024), sink: CollectingFlowSink())
+        let decoder = PacketDecoder()
+        var decoded = DecodedPacket()
+        var packets = 0, rejected = 0
+        while true {
+            let stopping = lock.withLock { stopRequested }
+            let n: Int
+            do {
+                n = try source.poll(timeoutMilliseconds: stopping ? 50 : 20) { packet in
+                    decoder.decode(packet.bytes, linkType: packet.linkType, into: &decoded)
+                    if !accept(decoded) { rejected += 1 }
+                    tracker.process(decoded, frame: packet.bytes, timestamp: packet.timestamp,
+                                    wireLength: packet.originalLength, interface: packet.interfaceIndex)
+                    packets += 1
+                }
+            } catch {
+                outcome.error = error
+                break
+            }
+            // Stop after a quiet 50 ms once asked to: everything sent before stop() is in.
+            if stopping && n == 0 { break }
+        }
+        tracker.finish()
+        outcome.flows = tracker.sink.closed
+        outcome.packets = packets
+        outcome.rejected = rejected
+        outcome.statistics = source.statistics
+    }
+
+    /// Drains what is still arriving, closes the source and returns what it saw. Idempotent
+    /// (call it in a `defer` too, so a failing test does not leave the thread polling).
+    func stop() -> Outcome {
+        let first = lock.withLock { () -> Bool in
+            defer { stopRequested = true }
+            return !stopRequested
+        }
+        if first { finished.wait() }
+        return outcome
     }
 }
 

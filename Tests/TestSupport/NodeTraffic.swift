@@ -4,11 +4,13 @@
 // applications sent, plus header arithmetic.
 //
 // Servers and clients are python3 scripts with plain sockets, started with `ip netns exec` in
-// the pods. TCP: the client connects from a fixed port, writes `requestBytes` (the first 4
-// bytes say how many bytes it wants back), shuts down its sending side; the server reads to the
-// end, writes `responseBytes` and closes; the client reads to the end and closes. UDP: from a
-// fixed port, one datagram at a time, each answered by a datagram of the size its first 4
-// bytes ask for.
+// the pods. TCP: the client connects from a fixed port, writes `requestBytes` (the first 8
+// bytes say how many bytes it wants back and how many it sends), shuts down its sending side;
+// the server reads to the end, and writes `responseBytes` and closes when it got them all (or
+// closes without a word); the client reads to the end, closes and checks the count. UDP: from
+// a fixed port, one datagram at a time, each answered by a datagram of the size its first 4
+// bytes ask for (one byte more when the datagram's length is not what its next 4 say).
+// Either way a byte lost or added between the applications fails `runClients()`.
 //
 // With TCP timestamps off (``prepare()``), every TCP segment has a 20-byte TCP header except
 // the SYN and SYN-ACK, which carry 12 bytes of options (MSS 4, NOP NOP SACK-permitted 4, NOP
@@ -53,6 +55,23 @@ public struct NodeTraffic: Sendable {
             "\(transport) \(client):\(clientPort) → \(server):\(serverPort)"
         }
 
+        /// A conversation between pods `client` and `server` of `node`. Requests are at least 8
+        /// bytes (the header the scripts exchange).
+        public init(_ transport: Transport, on node: SimulatedNode, client: Int, clientPort: UInt16, server: Int,
+                    serverPort: UInt16, requests: [Int], responses: [Int]) {
+            precondition(requests.allSatisfy { $0 >= 8 } && requests.count == responses.count && !requests.isEmpty)
+            precondition(transport == .udp || requests.count == 1, "one TCP request and response per connection")
+            self.transport = transport
+            clientPod = client
+            serverPod = server
+            self.client = node.pods[client].address
+            self.clientPort = clientPort
+            self.server = node.pods[server].address
+            self.serverPort = serverPort
+            self.requests = requests
+            self.responses = responses
+        }
+
         /// The job argument the client script takes.
         var clientJob: String {
             let r = transport == .tcp ? "\(requests[0])" : requests.map(String.init).joined(separator: "/")
@@ -76,14 +95,11 @@ public struct NodeTraffic: Sendable {
     /// conversations; pods 0 and 1 serve (pod 0 is also a client of pod 1).
     public static func standard(on node: SimulatedNode) -> NodeTraffic {
         precondition(node.pods.count >= 4, "NodeTraffic.standard needs 4 pods")
-        let p = node.pods.map(\.address)
         func tcp(_ c: Int, _ cport: UInt16, _ s: Int, _ sport: UInt16, _ req: Int, _ resp: Int) -> Flow {
-            Flow(transport: .tcp, clientPod: c, serverPod: s, client: p[c], clientPort: cport, server: p[s],
-                 serverPort: sport, requests: [req], responses: [resp])
+            Flow(.tcp, on: node, client: c, clientPort: cport, server: s, serverPort: sport, requests: [req], responses: [resp])
         }
         func udp(_ c: Int, _ cport: UInt16, _ s: Int, _ sport: UInt16, _ req: [Int], _ resp: [Int]) -> Flow {
-            Flow(transport: .udp, clientPod: c, serverPod: s, client: p[c], clientPort: cport, server: p[s],
-                 serverPort: sport, requests: req, responses: resp)
+            Flow(.udp, on: node, client: c, clientPort: cport, server: s, serverPort: sport, requests: req, responses: resp)
         }
         return NodeTraffic(node: node, flows: [
             tcp(2, 40001, 0, 8080, 10_000, 3_000),
@@ -102,12 +118,29 @@ public struct NodeTraffic: Sendable {
     }
 
     /// TCP timestamps off (and SACK and window scaling explicitly on) in every pod, so the
-    /// header arithmetic above holds.
+    /// header arithmetic above holds. Tail loss probes off: on a busy machine a late ACK makes
+    /// the sender re-send its last segment as a probe (and the receiver answer with a D-SACK),
+    /// bytes no application sent.
     public func prepare() throws {
         for pod in node.pods {
             try node.exec(in: pod.namespace, ["sysctl", "-q", "-w", "net.ipv4.tcp_timestamps=0",
-                                              "net.ipv4.tcp_sack=1", "net.ipv4.tcp_window_scaling=1"])
+                                              "net.ipv4.tcp_sack=1", "net.ipv4.tcp_window_scaling=1",
+                                              "net.ipv4.tcp_early_retrans=0"])
         }
+    }
+
+    /// Starts the servers, runs every client, stops the servers.
+    public func run() throws {
+        let servers = try startServers()
+        defer { servers.stop() }
+        try runClients()
+    }
+
+    /// Sends `count` UDP datagrams of `size` bytes from `pod` to `address`:`port`, unanswered,
+    /// and returns once they are sent.
+    public static func sendDatagrams(on node: SimulatedNode, from pod: SimulatedNode.Pod, to address: String,
+                                     port: Int, count: Int, size: Int) throws {
+        try node.exec(in: pod.namespace, ["python3", "-c", datagramScript, address, "\(port)", "\(count)", "\(size)"])
     }
 
     /// Servers running in their pods; `stop()` (or deinit) kills them.
@@ -202,8 +235,9 @@ public struct NodeTraffic: Sendable {
     /// Compares closed flow records (from one tracker, or several trackers' records put
     /// together) with the `expected` flows. Returns one line per problem, empty when every
     /// expected flow appears exactly once with the right client, server, byte and packet counts
-    /// and TCP close, and every other record is noise (``isNoise(_:)``).
-    public static func problems(in records: [FlowRecord], expected: [Flow]) -> [String] {
+    /// (on the wire: IP bytes + `linkHeaderBytes` per packet, 14 for untagged Ethernet), TCP
+    /// close and no retransmission, and every other record is noise (``isNoise(_:)``).
+    public static func problems(in records: [FlowRecord], expected: [Flow], linkHeaderBytes: UInt64 = 14) -> [String] {
         var problems: [String] = []
         var byKey: [FlowKey: [FlowRecord]] = [:]
         for r in records { byKey[r.key, default: []].append(r) }
@@ -230,7 +264,7 @@ public struct NodeTraffic: Sendable {
                     problems.append("\(flow): server payload \(sPayload) (ip bytes \(s.ipBytes), \(s.packets) packets), expected \(flow.serverPayloadBytes)")
                 }
                 // At least SYN, data, FIN (or data+FIN) and the last ACK; SYN-ACK, data, FIN.
-                if c.packets < 3 || s.packets < 2 {
+                if c.packets < 3 || s.packets < 3 {
                     problems.append("\(flow): \(c.packets)/\(s.packets) packets, too few for a whole connection")
                 }
                 if !r.clientFromHandshake { problems.append("\(flow): client not taken from the handshake") }
@@ -239,6 +273,9 @@ public struct NodeTraffic: Sendable {
                 }
                 if !c.tcpFlags.contains(.fin) || !s.tcpFlags.contains(.fin) || !c.tcpFlags.contains(.syn) {
                     problems.append("\(flow): flags \(c.tcpFlags) / \(s.tcpFlags), expected SYN and FIN")
+                }
+                if c.retransmissions != 0 || s.retransmissions != 0 {
+                    problems.append("\(flow): \(c.retransmissions)/\(s.retransmissions) retransmissions, expected none")
                 }
             case .udp:
                 let cBytes = UInt64(flow.requests.reduce(0) { $0 + $1 + 28 })
@@ -249,6 +286,9 @@ public struct NodeTraffic: Sendable {
                 if s.packets != UInt64(flow.responses.count) || s.ipBytes != sBytes {
                     problems.append("\(flow): server \(s.packets) packets \(s.ipBytes) bytes, expected \(flow.responses.count) and \(sBytes)")
                 }
+            }
+            for (side, d) in [("client", c), ("server", s)] where d.wireBytes != d.ipBytes + linkHeaderBytes * d.packets {
+                problems.append("\(flow): \(side) wire bytes \(d.wireBytes), expected \(d.ipBytes) + \(linkHeaderBytes) × \(d.packets)")
             }
         }
         for (key, rs) in byKey where !isNoise(key) {
@@ -262,14 +302,17 @@ public struct NodeTraffic: Sendable {
     static let serverScript = """
         import socket, struct, sys, threading
         def handle(c):
-            head = b""
+            head, got = b"", 0
             while True:
                 d = c.recv(65536)
                 if not d:
                     break
-                if len(head) < 4:
-                    head += d[:4 - len(head)]
-            c.sendall(b"s" * struct.unpack("!I", head)[0])
+                got += len(d)
+                if len(head) < 8:
+                    head += d[:8 - len(head)]
+            resp, req = struct.unpack("!II", head)
+            if got == req:
+                c.sendall(b"s" * resp)
             c.close()
         def serve_tcp(s):
             while True:
@@ -278,7 +321,8 @@ public struct NodeTraffic: Sendable {
         def serve_udp(u):
             while True:
                 d, a = u.recvfrom(65536)
-                u.sendto(b"u" * struct.unpack("!I", d[:4])[0], a)
+                resp, req = struct.unpack("!II", d[:8])
+                u.sendto(b"u" * (resp if len(d) == req else resp + 1), a)
         for spec in sys.argv[2:]:
             proto, port = spec.split(":")
             if proto == "tcp":
@@ -305,7 +349,7 @@ public struct NodeTraffic: Sendable {
                 s.settimeout(10)
                 s.bind(("0.0.0.0", int(cport)))
                 s.connect((ip, int(port)))
-                s.sendall(struct.pack("!I", int(resp)) + b"c" * (int(req) - 4))
+                s.sendall(struct.pack("!II", int(resp), int(req)) + b"c" * (int(req) - 8))
                 s.shutdown(socket.SHUT_WR)
                 got = 0
                 while True:
@@ -321,10 +365,18 @@ public struct NodeTraffic: Sendable {
                 u.settimeout(10)
                 u.bind(("0.0.0.0", int(cport)))
                 for q, r in zip(req.split("/"), resp.split("/")):
-                    u.sendto(struct.pack("!I", int(r)) + b"q" * (int(q) - 4), (ip, int(port)))
+                    u.sendto(struct.pack("!II", int(r), int(q)) + b"q" * (int(q) - 8), (ip, int(port)))
                     d, _ = u.recvfrom(65536)
                     if len(d) != int(r):
                         sys.exit("%s: datagram of %d bytes, expected %s" % (job, len(d), r))
                 u.close()
+        """
+
+    static let datagramScript = """
+        import socket, sys
+        host, port, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(count):
+            s.sendto(b"u" * size, (host, port))
         """
 }

@@ -2,9 +2,11 @@
 // builds them: a "node" network namespace holding a bridge (cni0), and one network namespace
 // per "pod" whose eth0 is a veth whose host end (vethXXXX) is enslaved to the bridge.
 // Everything lives in namespaces this object creates; `remove()` (or deinit) deletes them, and
-// with them every veth and the bridge. Names carry the test process's pid, so leftovers of a
-// crashed run are recognisable (`SimulatedNode.sweepLeftovers()`).
+// with them every veth and the bridge. Namespace names carry the test process's full pid
+// ("pt<pid>x<n>n", "pt<pid>x<n>p<i>"), so leftovers of a crashed run can be told from another
+// live run's namespaces (`ip netns list`; the pid no longer runs).
 public import Foundation
+import Synchronization
 
 public final class SimulatedNode: @unchecked Sendable {
     public struct Pod: Sendable {
@@ -16,8 +18,7 @@ public final class SimulatedNode: @unchecked Sendable {
         public let address: String
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var counter = 0
+    private static let counter = Atomic<Int>(0)
 
     /// The node's network namespace (`ip netns` name); the bridge and host veths live here.
     public let namespace: String
@@ -33,8 +34,8 @@ public final class SimulatedNode: @unchecked Sendable {
 
     /// Creates the node namespace and bridge, then `podCount` pods.
     public init(podCount: Int, subnet: String = "10.244.1") throws {
-        let n = Self.lock.withLock { () -> Int in Self.counter += 1; return Self.counter }
-        prefix = "pt\(getpid() % 100_000)x\(n)"
+        let n = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        prefix = "pt\(getpid())x\(n)"
         namespace = prefix + "n"
         self.subnet = subnet
         gatewayAddress = "\(subnet).1"
@@ -111,16 +112,6 @@ public final class SimulatedNode: @unchecked Sendable {
         removed = true
         for pod in pods { _ = try? Self.ip(["netns", "delete", pod.namespace]) }
         _ = try? Self.ip(["netns", "delete", namespace])
-    }
-
-    /// Deletes namespaces left by test processes that no longer run (names "pt<pid>x…").
-    public static func sweepLeftovers() {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/run/netns") else { return }
-        for name in names where name.hasPrefix("pt") {
-            let digits = name.dropFirst(2).prefix { $0.isNumber }
-            guard let pid = Int32(digits), pid != getpid() % 100_000, kill(pid, 0) != 0 else { continue }
-            _ = try? ip(["netns", "delete", name])
-        }
     }
 
     @discardableResult

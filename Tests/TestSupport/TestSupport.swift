@@ -16,7 +16,7 @@ public func runProcess(_ executable: String, _ arguments: [String]) throws -> (s
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("podtap-stderr-\(UUID().uuidString)")
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: errURL) }
     let errHandle = try FileHandle(forWritingTo: errURL)
     let out = Pipe()

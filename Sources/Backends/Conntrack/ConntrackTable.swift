@@ -13,7 +13,7 @@ public struct ConntrackConfiguration: Sendable, Hashable {
     /// The most translated connections kept (see ``NATTable``). Untranslated connections are
     /// never kept.
     public var capacity = 65_536
-    /// The network namespace whose table is read: nil for the caller's, or a path such as
+    /// The network namespace whose table is read: nil for the caller's, or an `ip netns` name,
     /// `/run/netns/NAME` or `/proc/PID/ns/net`. A Kubernetes node agent runs in the node's
     /// namespace (hostNetwork) and leaves this nil.
     public var networkNamespacePath: String? = nil
@@ -107,23 +107,12 @@ public final class ConntrackTable: Sendable {
         }
         self.configuration = configuration
         shared = ConntrackShared(capacity: configuration.capacity)
-        let worker = try ConntrackTable.withNetworkNamespace(configuration.networkNamespacePath) {
+        let worker = try NetworkNamespace.onCallingThread(in: configuration.networkNamespacePath) {
             () throws(CaptureSourceError) -> ConntrackWorker in
             try ConntrackWorker(shared: shared, configuration: configuration)
         }
         try worker.dump()
-        let context = unsafe Unmanaged.passRetained(worker).toOpaque()
-        var tid = pthread_t()
-        let rc = unsafe pthread_create(&tid, nil, { arg in
-            let worker = unsafe Unmanaged<ConntrackWorker>.fromOpaque(arg!).takeRetainedValue()
-            worker.run()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            unsafe Unmanaged<ConntrackWorker>.fromOpaque(context).release()
-            throw CaptureSourceError(.system, operation: "pthread_create", errno: rc,
-                                     message: "Could not start the conntrack event thread; the process may be out of threads or memory.")
-        }
+        let tid = try BackendThread.start(name: "podtap-conntrk") { worker.run() }
         thread.withLock { $0 = tid }
     }
 
@@ -165,42 +154,6 @@ public final class ConntrackTable: Sendable {
             st.droppedWhenFull = s.table.droppedWhenFull
             return st
         }
-    }
-
-    /// Runs `body` with the calling thread in the network namespace at `path` (nil: as is),
-    /// then returns the thread to its own namespace.
-    static func withNetworkNamespace<T>(
-        _ path: String?, _ body: () throws(CaptureSourceError) -> T
-    ) throws(CaptureSourceError) -> T {
-        guard let path else { return try body() }
-        let own = unsafe open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard own >= 0 else {
-            let e = errno
-            throw CaptureSourceError(.namespace, operation: "open(/proc/thread-self/ns/net)", errno: e,
-                                     message: "Cannot read this thread's network namespace; is /proc mounted?")
-        }
-        defer { close(own) }
-        let target = unsafe open(path, O_RDONLY | O_CLOEXEC)
-        guard target >= 0 else {
-            let e = errno
-            throw CaptureSourceError(e == EACCES || e == EPERM ? .permissionDenied : .namespace,
-                                     operation: "open(\(path))", errno: e,
-                                     message: "Cannot open the network namespace \(path); check that it exists (ip netns list).")
-        }
-        defer { close(target) }
-        guard cpk_setns(target, CLONE_NEWNET) == 0 else {
-            let e = errno
-            throw CaptureSourceError(e == EPERM ? .permissionDenied : .namespace, operation: "setns(\(path))", errno: e,
-                                     message: e == EPERM
-                                        ? "Entering another network namespace needs CAP_SYS_ADMIN; run as root."
-                                        : "\(path) is not a network namespace.")
-        }
-        defer {
-            if cpk_setns(own, CLONE_NEWNET) != 0 {
-                fatalError("ConntrackTable: cannot return the thread to its network namespace (errno \(errno))")
-            }
-        }
-        return try body()
     }
 }
 
@@ -362,9 +315,9 @@ final class ConntrackShared: Sendable {
     /// The translation a conntrack entry describes; nil when nothing was translated (or the
     /// entry lacks a tuple).
     static func translation(of ct: OpaquePointer) -> NATTranslation? {
-        guard let client = unsafe address(nfnl_ct_get_src(ct, 0)), let service = unsafe address(nfnl_ct_get_dst(ct, 0)),
-              let backend = unsafe address(nfnl_ct_get_src(ct, 1)),
-              let translatedClient = unsafe address(nfnl_ct_get_dst(ct, 1))
+        guard let client = unsafe RouteNetlink.address(nfnl_ct_get_src(ct, 0)), let service = unsafe RouteNetlink.address(nfnl_ct_get_dst(ct, 0)),
+              let backend = unsafe RouteNetlink.address(nfnl_ct_get_src(ct, 1)),
+              let translatedClient = unsafe RouteNetlink.address(nfnl_ct_get_dst(ct, 1))
         else { return nil }
         func sourcePort(_ dir: Int32) -> UInt16 {
             unsafe nfnl_ct_test_src_port(ct, dir) != 0 ? unsafe nfnl_ct_get_src_port(ct, dir) : 0
@@ -386,20 +339,6 @@ final class ConntrackShared: Sendable {
             translatedClient: translatedClient, translatedClientPort: icmp ? icmpID(1) : destinationPort(1),
             conntrackID: unsafe nfnl_ct_test_id(ct) != 0 ? unsafe nfnl_ct_get_id(ct) : 0)
         return t.isDestinationNAT || t.isSourceNAT ? t : nil
-    }
-
-    /// An IPv4 or IPv6 `nl_addr` as an ``IPAddress``.
-    static func address(_ a: OpaquePointer?) -> IPAddress? {
-        guard let a = unsafe a, let bytes = unsafe nl_addr_get_binary_addr(a) else { return nil }
-        switch (Int32(unsafe nl_addr_get_family(a)), unsafe nl_addr_get_len(a)) {
-        case (AF_INET, 4):
-            return IPAddress(ipv4: UInt32(bigEndian: unsafe bytes.loadUnaligned(as: UInt32.self)))
-        case (AF_INET6, 16):
-            return IPAddress(high: UInt64(bigEndian: unsafe bytes.loadUnaligned(as: UInt64.self)),
-                             low: UInt64(bigEndian: unsafe bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-        default:
-            return nil
-        }
     }
 
     static func now() -> Timestamp {

@@ -30,7 +30,8 @@ public struct PcapLiveConfiguration: Sendable, Hashable {
     /// A tcpdump filter expression ("tcp port 80"), compiled by libpcap and run in the kernel.
     public var filter: String? = nil
     /// The network namespace the interface lives in: an `ip netns` name, `/run/netns/NAME`
-    /// or `/proc/PID/ns/net`. `nil`: the calling thread's namespace.
+    /// or `/proc/PID/ns/net`. `nil`: the calling thread's namespace. The calling thread enters
+    /// it just for `pcap_activate` and returns before ``PcapLiveSource/init(_:)`` does.
     public var networkNamespace: String? = nil
     /// The value of ``PacketRecord/interfaceIndex`` in delivered packets, to tell sources
     /// apart when several feed one tracker.
@@ -119,14 +120,9 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
         _ = unsafe pcap_set_timeout(p, configuration.bufferTimeoutMilliseconds)
         _ = unsafe pcap_set_tstamp_precision(p, Int32(PCAP_TSTAMP_PRECISION_NANO))
 
-        let place = configuration.networkNamespace.map { " in network namespace \(ThreadNetworkNamespace.path($0))" } ?? ""
-        let status: Int32
-        if let namespace = configuration.networkNamespace {
-            status = try ThreadNetworkNamespace.run(in: ThreadNetworkNamespace.path(namespace)) { () throws(CaptureSourceError) in
-                unsafe pcap_activate(p)
-            }
-        } else {
-            status = unsafe pcap_activate(p)
+        let place = configuration.networkNamespace.map { " in network namespace \(NetworkNamespace.path($0))" } ?? ""
+        let status = try NetworkNamespace.onCallingThread(in: configuration.networkNamespace) {
+            () throws(CaptureSourceError) in unsafe pcap_activate(p)
         }
         if status < 0 {
             throw Self.activationError(status, interface: name, place: place, detail: handle.lastError)

@@ -1,5 +1,5 @@
 // What Swift's Glibc module does not import for AF_PACKET capture and network namespaces:
-// <linux/if_packet.h>, <linux/filter.h>, setns(2), and acquire/release atomics for the ring's
+// <linux/if_packet.h>, <linux/filter.h>, setns(2), thread names, and acquire/release atomics for the ring's
 // status words. Function-like macros become cpk_-prefixed functions.
 #ifndef CPODTAP_PACKET_H
 #define CPODTAP_PACKET_H
@@ -15,6 +15,9 @@
 
 /// setns(2); glibc declares it only under _GNU_SOURCE.
 int cpk_setns(int fd, int nstype);
+/// pthread_setname_np(pthread_self(), name), the name cut to the kernel's 15 bytes; glibc
+/// declares it only under _GNU_SOURCE.
+int cpk_set_thread_name(const char *name);
 
 static inline uint32_t cpk_load_acquire_u32(const volatile void *p) {
     return __atomic_load_n((const volatile uint32_t *)p, __ATOMIC_ACQUIRE);
