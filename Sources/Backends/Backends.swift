@@ -1,6 +1,5 @@
 // Live capture sources (AF_PACKET TPACKET_V3, libpcap), interface discovery and conntrack over
 // netlink (libnl-3). The only module that links C libraries, through the shims in Shims/.
-public import CaptureCore
 internal import CPodTapPacket
 internal import CPodTapPcap
 internal import CPodTapNetlink
@@ -11,5 +10,5 @@ internal import Glibc
 /// Versions of the C libraries linked in, for `--version` and bug reports.
 public enum BackendLibraries {
     /// libpcap's own version string, e.g. "libpcap version 1.10.3 (with TPACKET_V3)".
-    public static var libpcap: String { String(cString: unsafe pcap_lib_version()) }
+    public static var libpcap: String { unsafe String(cString: pcap_lib_version()) }
 }
