@@ -97,11 +97,17 @@ extension CaptureFileReader: CaptureSource {
         } catch {
             throw CaptureSourceError(.file, operation: "read \(error.fileName)", message: error.description)
         }
-        _fileStatistics.delivered &+= UInt64(n)
-        _fileStatistics.received &+= UInt64(n)
-        if n > 0 { _fileStatistics.batches &+= 1 }
+        if n > 0 { _pollBatches &+= 1 }
         return n
     }
 
-    public var statistics: CaptureStatistics { _fileStatistics }
+    /// Every packet read so far (by ``poll(timeoutMilliseconds:_:)`` or ``advance()``) counts
+    /// as received and delivered; a file drops nothing.
+    public var statistics: CaptureStatistics {
+        var s = CaptureStatistics()
+        s.received = UInt64(packetCount)
+        s.delivered = UInt64(packetCount)
+        s.batches = _pollBatches
+        return s
+    }
 }

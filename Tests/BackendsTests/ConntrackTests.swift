@@ -154,12 +154,8 @@ private final class ServiceFixture {
 
     /// Polls `condition` every 20 ms until it holds; throws after `seconds`.
     static func waitUntil(seconds: Double, line: Int = #line, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while try !condition() {
-            guard Date() < deadline else {
-                throw FixtureError("condition at line \(line) not met within \(seconds) s")
-            }
-            usleep(20_000)
+        guard try eventually(within: seconds, condition) else {
+            throw FixtureError("condition at line \(line) not met within \(seconds) s")
         }
     }
 }

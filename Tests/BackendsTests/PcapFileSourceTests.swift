@@ -54,6 +54,7 @@ struct PcapFileSourceTests {
             break
         }
         #expect(viaLibpcap.statistics.delivered == UInt64(a.count))
+        #expect(viaSwift.statistics.delivered == UInt64(b.count) && viaSwift.statistics.received == UInt64(b.count))
         #expect(viaLibpcap.linkType == a.first?.linkType)
     }
 

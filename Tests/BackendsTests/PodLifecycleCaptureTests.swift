@@ -28,16 +28,6 @@ struct PodLifecycleCaptureTests {
         let capture: AFPacketCapture<TrackingWorker>
     }
 
-    /// Polls `condition` every 20 ms for up to `seconds`.
-    static func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return condition()
-    }
-
     /// ICMP echo packets between two addresses in one capture's flows (both directions).
     static func echoPackets(_ flows: [FlowRecord], _ x: String, _ y: String) -> UInt64 {
         let a = IPAddress(x)!, b = IPAddress(y)!
@@ -77,20 +67,20 @@ struct PodLifecycleCaptureTests {
 
         // A pod whose veth stays down: skipped, with the reason.
         let down = try node.addPod(up: false)
-        #expect(Self.eventually(1) { !journal.lines(containing: "skipped \(down.hostInterface)").isEmpty })
+        #expect(eventually(within: 1) { !journal.lines(containing: "skipped \(down.hostInterface)").isEmpty })
         #expect(journal.lines(containing: "skipped \(down.hostInterface)").first?.contains("down") == true)
         #expect(!supervisor.runningInterfaces.contains { $0.name == down.hostInterface })
 
         // A pod created during capture: started within a second, and its traffic captured.
         let late = try node.addPod()
-        #expect(Self.eventually(1) { supervisor.runningInterfaces.contains { $0.name == late.hostInterface } })
+        #expect(eventually(within: 1) { supervisor.runningInterfaces.contains { $0.name == late.hostInterface } })
         try node.exec(in: late.namespace, ["ping", "-c", "3", "-i", "0.05", "-W", "1", node.pods[0].address])
 
         // A pod deleted during capture: its capture stops cleanly; the others keep capturing.
         let gone = node.pods[1]
         try node.exec(in: gone.namespace, ["ping", "-c", "2", "-i", "0.05", "-W", "1", node.pods[2].address])
         try node.deletePod(gone)
-        #expect(Self.eventually(1) { journal.finished.withLock { $0[gone.hostInterface] != nil } })
+        #expect(eventually(within: 1) { journal.finished.withLock { $0[gone.hostInterface] != nil } })
         #expect(!journal.lines(containing: "stopped \(gone.hostInterface): the interface was removed").isEmpty)
         try node.exec(in: node.pods[2].namespace, ["ping", "-c", "4", "-i", "0.05", "-W", "1", node.pods[0].address])
 

@@ -55,3 +55,14 @@ public struct TemporaryDirectory: Sendable {
     public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
     public func cleanup() { try? FileManager.default.removeItem(at: url) }
 }
+
+/// Checks `condition` every 20 ms until it holds or `seconds` have passed.
+/// - Returns: whether it held.
+public func eventually(within seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        usleep(20_000)
+    }
+    return try condition()
+}

@@ -26,8 +26,8 @@
 public struct CaptureFileReader: ~Copyable {
     @usableFromInline let _file: MappedCaptureFile
     @usableFromInline var _state: _ReaderState
-    /// Counters for ``CaptureSource/statistics``, kept by ``poll(timeoutMilliseconds:_:)``.
-    @usableFromInline var _fileStatistics = CaptureStatistics()
+    /// Calls of ``poll(timeoutMilliseconds:_:)`` that delivered packets (``CaptureStatistics/batches``).
+    @usableFromInline var _pollBatches: UInt64 = 0
 
     /// Maps and opens the capture file at `path` and reads its headers (for pcapng, every
     /// block before the first packet).
