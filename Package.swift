@@ -25,6 +25,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         .target(name: "CaptureCore", swiftSettings: strict),
@@ -45,7 +49,18 @@ let package = Package(
             exclude: ["Shims"],
             swiftSettings: strict
         ),
-        .target(name: "K8sMeta", dependencies: ["CaptureCore"], swiftSettings: strict),
+        .target(
+            name: "K8sMeta",
+            dependencies: [
+                "CaptureCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "Exporters", dependencies: ["CaptureCore"], swiftSettings: strict),
         .executableTarget(
             name: "podtap-flows",
@@ -60,6 +75,17 @@ let package = Package(
         .testTarget(name: "CaptureCoreTests", dependencies: ["CaptureCore", "PodTapTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "BackendsTests", dependencies: ["Backends", "CaptureCore", "PodTapTestSupport"], swiftSettings: strict
+        ),
+        .testTarget(
+            name: "K8sMetaTests",
+            dependencies: [
+                "K8sMeta", "CaptureCore", "PodTapTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
         ),
         .testTarget(name: "ExportersTests", dependencies: ["Exporters", "CaptureCore"], swiftSettings: strict),
         .testTarget(

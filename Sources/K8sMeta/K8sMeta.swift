@@ -1,2 +1,3 @@
-// The Kubernetes API client and the IP → Pod / Service / Node index arrive with issue #4.
+// K8sMeta: the Kubernetes API client (configuration, list/watch informers) and the
+// IP → Pod / Service / Node / workload index that names every flow end.
 public import CaptureCore
