@@ -48,6 +48,7 @@ extension _ReaderState {
                 if untilPacket { return false }
                 try _readPacketBlock(file, type: type, at: start, length: length)
                 offset = start + length
+                prefetch(file, from: offset)
                 hasCurrent = true
                 packetCount &+= 1
                 return true

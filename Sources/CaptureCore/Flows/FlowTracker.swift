@@ -36,6 +36,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     @usableFromInline var now: UInt64 = 0
     /// Capture time of the last sweep step.
     @usableFromInline var lastSweep: UInt64 = 0
+    /// Where ``process(frame:linkType:decoder:timestamp:wireLength:interface:)`` decodes.
+    @usableFromInline let scratch: UnsafeMutablePointer<DecodedPacket>
 
     public init(configuration: FlowTrackerConfiguration = .init(), sink: consuming Sink) {
         precondition(configuration.capacity > 0 && configuration.capacity < Int(UInt32.max / 2),
@@ -60,6 +62,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         fragmentMask = fragmentSlots - 1
         fragments = .allocate(capacity: fragmentSlots)
         unsafe fragments.initialize(repeating: FragmentPorts(), count: fragmentSlots)
+        scratch = .allocate(capacity: 1)
+        unsafe scratch.initialize(to: DecodedPacket())
     }
 
     deinit {
@@ -68,6 +72,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         unsafe releaseZeroedAllocation(index, count: slotMask &+ 1)
         unsafe free.deallocate()
         unsafe fragments.deallocate()
+        unsafe scratch.deallocate()
     }
 
     /// Bytes of the per-packet entry of one flow (the target is at most 128).
@@ -96,20 +101,46 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         _ packet: borrowing DecodedPacket, frame: RawSpan, timestamp: Timestamp, wireLength: Int,
         interface: Int = 0
     ) {
+        unsafe withUnsafePointer(to: packet) { p in
+            unsafe processDecoded(p, frame: frame, timestamp: timestamp, wireLength: wireLength, interface: interface)
+        }
+    }
+
+    /// Decodes one frame with `decoder` and counts it: the step every capture loop runs per
+    /// packet. The decoded packet lives in the tracker's own scratch space and is read in place,
+    /// never copied (see ``lastPacket``).
+    /// - Returns: where decoding stopped early, or nil when every layer present was decoded.
+    @inlinable @discardableResult
+    public mutating func process(
+        frame: RawSpan, linkType: LinkType, decoder: PacketDecoder, timestamp: Timestamp, wireLength: Int,
+        interface: Int = 0
+    ) -> DecodeError? {
+        unsafe decoder.decode(frame, linkType: linkType, into: &scratch.pointee)
+        unsafe processDecoded(scratch, frame: frame, timestamp: timestamp, wireLength: wireLength, interface: interface)
+        return unsafe scratch.pointee.stop
+    }
+
+    /// The packet decoded by the last call of ``process(frame:linkType:decoder:timestamp:wireLength:interface:)``.
+    public var lastPacket: DecodedPacket { unsafe scratch.pointee }
+
+    @inlinable
+    mutating func processDecoded(
+        _ packet: UnsafePointer<DecodedPacket>, frame: RawSpan, timestamp: Timestamp, wireLength: Int, interface: Int
+    ) {
         stats.packets &+= 1
         if timestamp.nanoseconds > now { now = timestamp.nanoseconds }
-        let count = packet.layerCount
+        let count = unsafe packet.pointee.layerCount
         if count == 0 {
             stats.nonIPPackets &+= 1
         }
         var i = 0
         while i < count {
-            update(packet, layerIndex: i, frame: frame, time: timestamp.nanoseconds,
-                   wireLength: UInt64(wireLength), interface: interface)
+            unsafe update(packet, layerIndex: i, frame: frame, time: timestamp.nanoseconds,
+                          wireLength: UInt64(wireLength), interface: interface)
             i &+= 1
         }
-        if let quoted = packet.quoted, count > 0 {
-            attributeICMPError(quoted, carrier: packet.layers[count &- 1])
+        if let quoted = unsafe packet.pointee.quoted, count > 0 {
+            unsafe attributeICMPError(quoted, carrier: packet.pointee.layers[count &- 1])
         }
         if stats.packets & 255 == 0 { sweepForElapsedTime() }
     }
@@ -133,10 +164,10 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     @inlinable
     mutating func update(
-        _ packet: borrowing DecodedPacket, layerIndex: Int, frame: RawSpan, time: UInt64, wireLength: UInt64,
+        _ packet: UnsafePointer<DecodedPacket>, layerIndex: Int, frame: RawSpan, time: UInt64, wireLength: UInt64,
         interface: Int
     ) {
-        let layer = packet.layers[layerIndex]
+        let layer = unsafe packet.pointee.layers[layerIndex]
         var sourcePort = layer.sourcePort
         var destinationPort = layer.destinationPort
         let protocolNumber = layer.protocolNumber
@@ -183,11 +214,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             unsafe d.initialize(to: FlowDetails())
             unsafe d.pointee.interface = UInt16(truncatingIfNeeded: interface)
             unsafe e.pointee.reportTick = Self.tick(time)
-            unsafe d.pointee.carriesTunnel = layerIndex &+ 1 < packet.layerCount
+            unsafe d.pointee.carriesTunnel = layerIndex &+ 1 < packet.pointee.layerCount
             unsafe e.pointee.clientSide = UInt8(guessClientDirection(layer, direction: direction))
             if layerIndex > 0 && layer.tunnel != .none {
-                unsafe d.pointee.outerSource = packet.layers[layerIndex &- 1].source
-                unsafe d.pointee.outerDestination = packet.layers[layerIndex &- 1].destination
+                unsafe d.pointee.outerSource = packet.pointee.layers[layerIndex &- 1].source
+                unsafe d.pointee.outerDestination = packet.pointee.layers[layerIndex &- 1].destination
             }
         }
         let previousLast = unsafe e.pointee.lastSeen[direction]
@@ -202,9 +233,9 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         if isTCP {
             unsafe trackTCP(e, r.index, layer, direction: direction, time: time, previousLast: previousLast)
         }
-        if layerIndex == packet.layerCount &- 1 {
-            if let dns = packet.dns { unsafe trackDNS(details + r.index, dns, frame: frame, time: time) }
-            if let tls = packet.tls, unsafe (details[r.index].tls == nil) { unsafe trackTLS(details + r.index, tls, frame: frame) }
+        if unsafe layerIndex == packet.pointee.layerCount &- 1 {
+            if let dns = unsafe packet.pointee.dns { unsafe trackDNS(details + r.index, dns, frame: frame, time: time) }
+            if let tls = unsafe packet.pointee.tls, unsafe (details[r.index].tls == nil) { unsafe trackTLS(details + r.index, tls, frame: frame) }
         }
         if r.isNew {
             stats.flowsOpened &+= 1

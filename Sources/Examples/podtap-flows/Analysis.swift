@@ -48,7 +48,6 @@ struct Analysis {
 
     func run<Sink: FlowSink>(_ tracker: inout FlowTracker<Sink>) -> AnalysisSummary {
         var summary = AnalysisSummary()
-        var packet = DecodedPacket()
         var interfaceBase = 0
         let start = monotonicSeconds()
         for path in files {
@@ -64,14 +63,14 @@ struct Analysis {
             do {
                 while try reader.advance() {
                     let record = reader.packet
-                    decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
-                    if let stop = packet.stop {
+                    if let stop = tracker.process(
+                        frame: record.bytes, linkType: record.linkType, decoder: decoder, timestamp: record.timestamp,
+                        wireLength: record.originalLength, interface: interfaceBase &+ record.interfaceIndex)
+                    {
                         summary.decodeStops.record(stop)
                     } else {
                         summary.decoded &+= 1
                     }
-                    tracker.process(packet, frame: record.bytes, timestamp: record.timestamp,
-                                    wireLength: record.originalLength, interface: interfaceBase &+ record.interfaceIndex)
                     summary.packets &+= 1
                     if summary.packets & 0xFFFF == 0 { bar.update(reader.bytesRead, packets: summary.packets) }
                 }
