@@ -13,11 +13,10 @@ internal import Glibc
 /// ```swift
 /// struct Tracking: CaptureWorker, ~Copyable {
 ///     var tracker = FlowTracker(sink: CollectingFlowSink())
-///     var decoded = DecodedPacket()
+///     let decoder = PacketDecoder()
 ///     mutating func process(_ packet: borrowing PacketRecord) {
-///         PacketDecoder().decode(packet.bytes, linkType: packet.linkType, into: &decoded)
-///         tracker.process(decoded, frame: packet.bytes, timestamp: packet.timestamp,
-///                         wireLength: packet.originalLength)
+///         tracker.process(frame: packet.bytes, linkType: packet.linkType, decoder: decoder,
+///                         timestamp: packet.timestamp, wireLength: packet.originalLength)
 ///     }
 ///     consuming func finish() -> [FlowRecord] { tracker.finish(); return tracker.sink.closed }
 /// }

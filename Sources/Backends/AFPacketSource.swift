@@ -327,6 +327,12 @@ public struct AFPacketSource: ~Copyable {
         while delivered < count, offset >= Layout.firstPacket, offset &+ Layout.headerLength &+ 12 <= blockSize {
             let header = unsafe base + offset
             let next = Int(unsafe header.load(fromByteOffset: 0, as: UInt32.self))
+            if next != 0 {
+                // The next packet's header and first bytes arrive while this one is processed.
+                unsafe prefetchForReading(header + next)
+                unsafe prefetchForReading(header + next + 64)
+                unsafe prefetchForReading(header + next + 128)
+            }
             let seconds = unsafe header.load(fromByteOffset: 4, as: UInt32.self)
             let nanoseconds = unsafe header.load(fromByteOffset: 8, as: UInt32.self)
             let snapLength = Int(unsafe header.load(fromByteOffset: 12, as: UInt32.self))

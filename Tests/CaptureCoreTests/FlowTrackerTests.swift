@@ -1,4 +1,5 @@
 import CaptureCore
+import Foundation
 import Testing
 
 /// Feeds frames to a tracker with explicit capture times (milliseconds).
@@ -301,5 +302,28 @@ struct FlowTableMemoryTests {
         let marginal = Double(large.tableBytes - small.tableBytes) / Double(100_000 - 1000)
         let fixedPart = FlowTracker<DiscardingFlowSink>.bytesPerFlow - 8
         #expect(marginal >= Double(fixedPart + 8) && marginal <= Double(fixedPart + 16), "\(marginal) bytes per flow")
+    }
+}
+
+/// The two ways in: a packet the caller decoded, and decoding into the tracker's own scratch
+/// packet. Both must track exactly the same flows.
+@Suite struct FlowTrackerEntryPointTests {
+    @Test(arguments: Corpus.wellformed + Corpus.malformed.prefix(40))
+    func decodingInPlaceTracksTheSameFlows(file: String) {
+        let path = Corpus.root.appendingPathComponent(file).path
+        let borrowed = FileAnalysis(path: path)
+        let inPlace = FileAnalysis(path: path, inPlace: true)
+        #expect(borrowed.packets == inPlace.packets)
+        #expect(borrowed.decodeStops == inPlace.decodeStops)
+        #expect(borrowed.flows.count == inPlace.flows.count)
+        for (a, b) in zip(borrowed.flows, inPlace.flows) {
+            #expect(a.key == b.key && a.tcpState == b.tcpState && a.endReason == b.endReason)
+            for i in 0..<2 {
+                #expect(a.directions[i].packets == b.directions[i].packets)
+                #expect(a.directions[i].ipBytes == b.directions[i].ipBytes)
+                #expect(a.directions[i].retransmissions == b.directions[i].retransmissions)
+            }
+            #expect(a.dns?.queryName == b.dns?.queryName && a.tls?.serverName == b.tls?.serverName)
+        }
     }
 }

@@ -189,8 +189,8 @@ func readDecodeAndTrack(
     for _ in 0..<count {
         guard (try? reader.advance()) == true else { fatalError("benchmark capture ended early") }
         let record = reader.packet
-        decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
-        tracker.process(packet, frame: record.bytes,
+        // The path podtap-flows takes: decode into the tracker's scratch packet, track in place.
+        tracker.process(frame: record.bytes, linkType: record.linkType, decoder: decoder,
                         timestamp: Timestamp(nanoseconds: record.timestamp.nanoseconds &+ timeOffset),
                         wireLength: record.originalLength, interface: record.interfaceIndex)
     }

@@ -15,7 +15,6 @@ let stopRequested = Atomic<Bool>(false)
 
 struct Tracking: CaptureWorker, ~Copyable {
     var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 65_536), sink: DiscardingFlowSink())
-    var decoded = DecodedPacket()
     let decoder = PacketDecoder()
     let tracks: Bool
     var seen: UInt64 = 0
@@ -25,8 +24,8 @@ struct Tracking: CaptureWorker, ~Copyable {
     mutating func process(_ packet: borrowing PacketRecord) {
         seen &+= 1
         guard tracks else { return }
-        decoder.decode(packet.bytes, linkType: packet.linkType, into: &decoded)
-        tracker.process(decoded, frame: packet.bytes, timestamp: packet.timestamp, wireLength: packet.originalLength)
+        tracker.process(frame: packet.bytes, linkType: packet.linkType, decoder: decoder,
+                        timestamp: packet.timestamp, wireLength: packet.originalLength)
     }
 
     consuming func finish() -> UInt64 {

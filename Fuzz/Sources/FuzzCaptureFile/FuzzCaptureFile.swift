@@ -132,10 +132,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(reader.bytesRead <= reader.fileSize && record.fileOffset < reader.bytesRead)
         precondition(reader.packetCount == packets)
 
-        decoder.decode(record.bytes, linkType: record.linkType, into: &decoded)
-        precondition(decoded.layerCount <= PacketDecoder.maximumNetworkLayers)
-        tracker.process(decoded, frame: record.bytes, timestamp: record.timestamp,
-                        wireLength: record.originalLength, interface: record.interfaceIndex)
+        // The in-place path podtap-flows takes: decode into the tracker's scratch packet.
+        let stop = tracker.process(frame: record.bytes, linkType: record.linkType, decoder: decoder,
+                                   timestamp: record.timestamp, wireLength: record.originalLength,
+                                   interface: record.interfaceIndex)
+        decoded = tracker.lastPacket
+        precondition(decoded.stop == stop && decoded.layerCount <= PacketDecoder.maximumNetworkLayers)
         if let dns = decoded.dns { _ = DNSMessage.queryName(in: record.bytes, info: dns) }
         if let tls = decoded.tls {
             _ = TLSClientHello.text(in: record.bytes, offset: tls.serverNameOffset, length: Int(tls.serverNameLength))

@@ -11,7 +11,9 @@ struct FileAnalysis {
     var error: CaptureFileError?
     var openError: CaptureFileError?
 
-    init(path: String, configuration: FlowTrackerConfiguration = FlowTrackerConfiguration()) {
+    /// - Parameter inPlace: decode into the tracker's scratch packet
+    ///   (`process(frame:linkType:decoder:…)`) instead of into a packet of our own.
+    init(path: String, configuration: FlowTrackerConfiguration = FlowTrackerConfiguration(), inPlace: Bool = false) {
         var tracker = FlowTracker(configuration: configuration, sink: CollectingFlowSink())
         let decoder = PacketDecoder()
         var packet = DecodedPacket()
@@ -20,10 +22,18 @@ struct FileAnalysis {
             do {
                 while try reader.advance() {
                     let record = reader.packet
-                    decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
-                    if let stop = packet.stop { decodeStops.record(stop) }
-                    tracker.process(packet, frame: record.bytes, timestamp: record.timestamp,
-                                    wireLength: record.originalLength, interface: record.interfaceIndex)
+                    if inPlace {
+                        let stop = tracker.process(
+                            frame: record.bytes, linkType: record.linkType, decoder: decoder,
+                            timestamp: record.timestamp, wireLength: record.originalLength,
+                            interface: record.interfaceIndex)
+                        if let stop { decodeStops.record(stop) }
+                    } else {
+                        decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
+                        if let stop = packet.stop { decodeStops.record(stop) }
+                        tracker.process(packet, frame: record.bytes, timestamp: record.timestamp,
+                                        wireLength: record.originalLength, interface: record.interfaceIndex)
+                    }
                     packets += 1
                 }
             } catch {
