@@ -1,0 +1,430 @@
+// The client over real HTTPS against a scripted loopback server serving the recorded responses.
+import Foundation
+@testable import K8sMeta
+import PodTapTestSupport
+import Synchronization
+import Testing
+
+private let fastBackoff = Backoff(initial: .milliseconds(5), maximum: .milliseconds(40), jitter: 0.2)
+private let token = "FAKE-test-token-1234567890"
+
+/// Runs `body` with a server and a client for it, shutting both down afterwards.
+private func withServer(
+    requireClientCertificate: Bool = false, configure: (inout KubeConfiguration) throws -> Void = { _ in },
+    script: @escaping TestAPIServer.Script, _ body: (TestAPIServer, KubeClient) async throws -> Void
+) async throws {
+    let server = try await TestAPIServer.start(requireClientCertificate: requireClientCertificate, script: script)
+    var config = try server.configuration(token: token)
+    try configure(&config)
+    let client = try KubeClient(configuration: config)
+    do {
+        try await body(server, client)
+    } catch {
+        try? await client.shutdown()
+        await server.shutdown()
+        throw error
+    }
+    try await client.shutdown()
+    await server.shutdown()
+}
+
+private func continueToken(ofPage path: String) throws -> String? {
+    let object = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent(path)))
+    return ((object as? [String: Any])?["metadata"] as? [String: Any])?["continue"] as? String
+}
+
+@Suite struct KubeClientTests {
+    @Test func plainListSendsTokenAndDecodes() async throws {
+        try await withServer(script: { _, _ in .fixture("lists/pods.json") }) { server, client in
+            let page = try await client.list(Pod.self)
+            #expect(page.items.count == 11)
+            #expect(page.resourceVersion == "374")
+            #expect(page.continueToken == nil)
+            let request = try #require(server.requests.first)
+            #expect(request.path == "/api/v1/pods")
+            #expect(request.authorization == "Bearer \(token)")
+            #expect(request.userAgent?.hasPrefix("curl") == false)
+            #expect(request.query["watch"] == nil)
+
+            let slices = try await client.list(EndpointSlice.self, namespace: "demo")
+            _ = slices
+            #expect(server.requests.last?.path == "/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices")
+        }
+    }
+
+    @Test func paginatedListFollowsContinueTokens() async throws {
+        let tokens = try (1...3).map { try #require(try continueToken(ofPage: "lists/paginated/pods-limit3-page\($0).json")) }
+        try await withServer(script: { request, _ in
+            if request.isWatch { return .stream(chunks: [], end: .hang) }
+            guard let c = request.query["continue"] else { return .fixture("lists/paginated/pods-limit3-page1.json") }
+            guard let page = tokens.firstIndex(of: c) else { return .fixture("lists/paginated/pods-limit3-continue-invalid.400.json", status: 400) }
+            return .fixture("lists/paginated/pods-limit3-page\(page + 2).json")
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(pageSize: 3, backoff: fastBackoff)))
+            #expect(await waitUntil { server.requests.contains(where: \.isWatch) })
+            await run.stop()
+            let lists = server.requests.filter { !$0.isWatch }
+            #expect(lists.map { $0.query["limit"] } == ["3", "3", "3", "3"])
+            #expect(lists.map { $0.query["continue"] } == [nil] + tokens.map { Optional($0) })
+            #expect(run.delivered.map(summary) == ["REPLACED 11 379"])
+            guard case .replaced(let pods, _) = run.delivered.first else { return }
+            #expect(Set(pods.map(\.metadata.uid)).count == 11)
+            #expect(server.requests.first { $0.isWatch }?.query["resourceVersion"] == "379")
+        }
+    }
+
+    @Test func watchScenarioDeliversRecordedEventsInOrder() async throws {
+        let lines = Reply.lines("watch/scenario/pods.watch.ndjson")
+        #expect(lines.count > 20)
+        try await withServer(script: { request, _ in
+            if !request.isWatch { return .fixture("watch/scenario/pods.list-before.json") }
+            return request.query["resourceVersion"] == "404" ? .watch(lines, end: .hang) : .stream(chunks: [], end: .hang)
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(watchTimeoutSeconds: 90, backoff: fastBackoff)))
+            #expect(await waitUntil { run.delivered.count == lines.count + 1 })
+            let expected = ["REPLACED 11 404"] + lines.map { summary(ndjsonLine: $0) }
+            #expect(run.delivered.map(summary) == expected)
+            let lastBookmark = try #require(lines.map { summary(ndjsonLine: $0) }.last { $0.hasPrefix("BOOKMARK") })
+            #expect(run.informer.health.resourceVersion == String(lastBookmark.dropFirst("BOOKMARK ".count)))
+            #expect(run.informer.health.state == .synced)
+            await run.stop()
+            #expect(run.informer.health.state == .stopped)
+            let watch = try #require(server.requests.first { $0.isWatch })
+            #expect(watch.path == "/api/v1/pods")
+            #expect(watch.query["allowWatchBookmarks"] == "true")
+            #expect(watch.query["resourceVersion"] == "404")
+            #expect(watch.query["timeoutSeconds"] == "90")
+            #expect(watch.authorization == "Bearer \(token)")
+            #expect(server.requests.filter(\.isWatch).count == 1)
+        }
+    }
+
+    @Test func inStream410Relists() async throws {
+        try await withServer(script: { request, index in
+            if !request.isWatch {
+                return .fixture(index == 0 ? "watch/scenario/pods.list-before.json" : "watch/scenario/pods.list-after.json")
+            }
+            if request.query["resourceVersion"] == "404" {
+                return .watch(Reply.lines("errors/watch-410-too-old-resourceVersion-404.pods.ndjson"), end: .finish)
+            }
+            return .stream(chunks: [], end: .hang)
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            #expect(await waitUntil { server.requests.count >= 4 })
+            await run.stop()
+            let requests = server.requests
+            #expect(requests.map(\.isWatch) == [false, true, false, true])
+            #expect(requests[3].query["resourceVersion"] == "456")
+            #expect(run.delivered.map(summary) == ["REPLACED 11 404", "REPLACED 11 456"])
+            #expect(run.informer.health.lists == 2)
+        }
+    }
+
+    @Test func expiredContinueTokenRestartsTheList() async throws {
+        let tokens = try (1...3).map { try #require(try continueToken(ofPage: "lists/paginated/pods-limit3-page\($0).json")) }
+        let expiredOnce = Atomic<Bool>(false)
+        try await withServer(script: { request, _ in
+            if request.isWatch { return .stream(chunks: [], end: .hang) }
+            guard let c = request.query["continue"] else { return .fixture("lists/paginated/pods-limit3-page1.json") }
+            if c == tokens[1], !expiredOnce.exchange(true, ordering: .relaxed) {
+                return .fixture("lists/paginated/pods-limit3-continue-expired.410.json", status: 410)
+            }
+            guard let page = tokens.firstIndex(of: c) else { return .fixture("lists/paginated/pods-limit3-continue-invalid.400.json", status: 400) }
+            return .fixture("lists/paginated/pods-limit3-page\(page + 2).json")
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(pageSize: 3, backoff: fastBackoff)))
+            #expect(await waitUntil { server.requests.contains(where: \.isWatch) })
+            await run.stop()
+            let lists = server.requests.filter { !$0.isWatch }.map { $0.query["continue"] }
+            // page1, page2, 410 on page 3's token, then from scratch: page1..page4.
+            #expect(lists == [nil, tokens[0], tokens[1], nil, tokens[0], tokens[1], tokens[2]])
+            #expect(run.delivered.map(summary) == ["REPLACED 11 379"])
+        }
+    }
+
+    @Test func serverEndedWatchResumesFromLastResourceVersion() async throws {
+        let lines = Reply.lines("watch/scenario/pods.watch.ndjson")
+        let watchCount = Atomic<Int>(0)
+        try await withServer(script: { request, _ in
+            if !request.isWatch { return .fixture("watch/scenario/pods.list-before.json") }
+            switch watchCount.add(1, ordering: .relaxed).newValue {
+            case 1: return .stream(chunks: [], end: .finish)
+            case 2: return .watch(Array(lines[0..<3]), end: .finish)
+            default: return .stream(chunks: [], end: .hang)
+            }
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            #expect(await waitUntil { server.requests.filter(\.isWatch).count >= 3 })
+            await run.stop()
+            let watches = server.requests.filter(\.isWatch)
+            let third = summary(ndjsonLine: lines[2])
+            #expect(watches.map { $0.query["resourceVersion"] } == ["404", "404", String(third.split(separator: " ").last ?? "")])
+            #expect(server.requests.filter { !$0.isWatch }.count == 1)
+            #expect(run.delivered.map(summary) == ["REPLACED 11 404"] + lines[0..<3].map { summary(ndjsonLine: $0) })
+            #expect(run.informer.health.failures == 0)
+        }
+    }
+
+    @Test func cutInTheMiddleOfAnEventDeliversNoHalfEvent() async throws {
+        let lines = Reply.lines("watch/scenario/pods.watch.ndjson")
+        let watchCount = Atomic<Int>(0)
+        try await withServer(script: { request, _ in
+            if !request.isWatch { return .fixture("watch/scenario/pods.list-before.json") }
+            switch watchCount.add(1, ordering: .relaxed).newValue {
+            case 1:
+                let half = Array(lines[3][..<(lines[3].count / 2)])
+                return .stream(chunks: Array(lines[0..<3]) + [half], end: .cut)
+            case 2: return .watch(Array(lines[3..<6]), end: .hang)
+            default: return .stream(chunks: [], end: .hang)
+            }
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            #expect(await waitUntil { run.delivered.count == 7 })
+            await run.stop()
+            let watches = server.requests.filter(\.isWatch)
+            #expect(watches.count == 2)
+            let third = summary(ndjsonLine: lines[2])
+            #expect(watches.last?.query["resourceVersion"] == String(third.split(separator: " ").last ?? ""))
+            #expect(run.delivered.map(summary) == ["REPLACED 11 404"] + lines[0..<6].map { summary(ndjsonLine: $0) })
+            #expect(run.informer.health.failures == 1)
+        }
+    }
+
+    @Test func nodeLocalModeSendsFieldSelector() async throws {
+        try await withServer(script: { request, _ in
+            request.isWatch ? .stream(chunks: [], end: .hang) : .fixture("lists/pods-fieldSelector-nodeName-kapi-worker.json")
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, nodeName: "kapi-worker", options: .init(backoff: fastBackoff)))
+            #expect(await waitUntil { server.requests.contains(where: \.isWatch) })
+            await run.stop()
+            #expect(server.requests.allSatisfy { $0.query["fieldSelector"] == "spec.nodeName=kapi-worker" })
+            guard case .replaced(let pods, _) = run.delivered.first else {
+                Issue.record("no list delivered")
+                return
+            }
+            #expect(pods.count == 7)
+            #expect(pods.allSatisfy { $0.spec.nodeName == "kapi-worker" })
+        }
+    }
+}
+
+@Suite struct KubeAPIErrorTests {
+    private func listError(_ fixture: String, status: Int, resource: ResourceKind = .pods, namespace: String? = nil)
+        async throws -> KubeAPIError
+    {
+        var caught: KubeAPIError?
+        try await withServer(script: { _, _ in .fixture(fixture, status: status) }) { _, client in
+            do {
+                switch resource {
+                case .endpointSlices: _ = try await client.list(EndpointSlice.self, namespace: namespace)
+                default: _ = try await client.list(Pod.self, namespace: namespace)
+                }
+            } catch let error as KubeAPIError {
+                caught = error
+            }
+        }
+        return try #require(caught)
+    }
+
+    @Test func unauthorized401() async throws {
+        let error = try await listError("errors/401-invalid-bearer-token.pods-list.json", status: 401)
+        #expect(error.isUnauthorized)
+        #expect(error.status?.reason == "Unauthorized")
+        #expect(error.description.contains("401 Unauthorized: cannot list pods in all namespaces"))
+        #expect(!error.description.contains(token))
+    }
+
+    @Test func forbidden403NamesVerbResourceAndRule() async throws {
+        let error = try await listError("errors/403-viewer-token.pods-list.json", status: 403)
+        #expect(error.isForbidden)
+        let text = error.description
+        #expect(text.contains("cannot list pods in all namespaces"))
+        #expect(text.contains(#"Missing RBAC rule: apiGroups: [""], resources: ["pods"], verbs: ["list"]"#))
+        #expect(text.contains("ClusterRoleBinding"))
+        let serverMessage = try #require(error.status?.message)
+        #expect(serverMessage.contains("cannot list resource \"pods\""))
+        #expect(text.contains(serverMessage))
+        #expect(!text.contains(token))
+
+        let namespaced = try await listError(
+            "errors/403-serviceaccount-token.demo-pods-list.json", status: 403, resource: .endpointSlices,
+            namespace: "demo")
+        #expect(namespaced.description.contains("in namespace demo"))
+        #expect(
+            namespaced.missingRule
+                == #"apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list"]"#)
+        #expect(namespaced.description.contains("endpointslices.discovery.k8s.io"))
+    }
+
+    @Test func forbiddenWatchNamesTheWatchVerb() async throws {
+        try await withServer(script: { _, _ in .fixture("errors/403-viewer-token.pods-watch.json", status: 403) }) {
+            _, client in
+            let error = await #expect(throws: KubeAPIError.self) {
+                try await client.watch(Pod.self, resourceVersion: "404") { _ in }
+            }
+            #expect(error?.verb == "watch")
+            #expect(error?.description.contains(#"verbs: ["watch"]"#) == true)
+            #expect(error?.status?.message?.contains("cannot watch resource") == true)
+        }
+    }
+
+    @Test func notFoundJSONAndPlainText() async throws {
+        let json = try await listError("errors/404-unknown-resource.api-v1-foos.json", status: 404)
+        #expect(json.statusCode == 404)
+        #expect(json.status?.message?.contains("404") == true || json.status?.reason == "NotFound")
+        #expect(json.description.hasPrefix("404 Not Found: list pods"))
+        let text = try await listError("errors/404-unknown-group.apis-example.com-v1-widgets.txt", status: 404)
+        #expect(text.status == nil)
+        #expect(text.bodyExcerpt == "404 page not found")
+        #expect(text.description.contains("404 page not found"))
+    }
+
+    @Test func tokenInServerMessageIsRedacted() async throws {
+        let body = Array(#"{"kind":"Status","status":"Failure","message":"token FAKE-test-token-1234567890 is bad","code":401}"#.utf8)
+        try await withServer(script: { _, _ in .body(status: 401, contentType: "application/json", bytes: body, headers: []) }) {
+            _, client in
+            let error = await #expect(throws: KubeAPIError.self) { try await client.list(Pod.self) }
+            #expect(error?.description.contains(token) == false)
+            #expect(error?.description.contains("<redacted>") == true)
+        }
+    }
+
+    @Test func forbiddenShowsInInformerHealth() async throws {
+        try await withServer(script: { _, _ in .fixture("errors/403-viewer-token.pods-list.json", status: 403) }) {
+            server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            #expect(
+                await waitUntil {
+                    if case .retrying(let attempt, _) = run.informer.health.state { return attempt >= 2 }
+                    return false
+                })
+            let health = run.informer.health
+            await run.stop()
+            guard case .retrying(_, let message) = health.state else { return }
+            #expect(message.contains(#"resources: ["pods"], verbs: ["list"]"#))
+            #expect(health.lastStatusCode == 403)
+            #expect(!message.contains(token))
+            #expect(server.requests.allSatisfy { !$0.isWatch })
+        }
+    }
+
+    @Test func gatewayTimeoutWithRetryAfterIsRetried() async throws {
+        try await withServer(script: { request, index in
+            if request.isWatch { return .stream(chunks: [], end: .hang) }
+            return index == 0
+                ? .fixture(
+                    "errors/list-too-large-resourceVersion-99999999.pods.json", status: 504, headers: [("Retry-After", "1")])
+                : .fixture("lists/pods.json")
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            #expect(await waitUntil { server.requests.contains(where: \.isWatch) })
+            let health = run.informer.health
+            await run.stop()
+            #expect(health.failures == 1)
+            #expect(health.lastStatusCode == 504)
+            #expect(health.state == .synced)
+            #expect(run.delivered.map(summary) == ["REPLACED 11 374"])
+        }
+    }
+}
+
+@Suite struct KubeClientTransportTests {
+    @Test func unreachableServerIsRetriedWithGrowingAttempts() async throws {
+        let port = try await closedPort()
+        let client = try KubeClient(configuration: KubeConfiguration(server: "https://127.0.0.1:\(port)", bearerToken: token))
+        let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+        var attempts: [Int] = []
+        #expect(
+            await waitUntil {
+                if case .retrying(let attempt, _) = run.informer.health.state, attempts.last != attempt {
+                    attempts.append(attempt)
+                }
+                return (attempts.last ?? 0) >= 4
+            })
+        await run.stop()
+        #expect(attempts == attempts.sorted())
+        #expect(run.informer.health.failures >= 4)
+        #expect(run.informer.health.state == .stopped)
+        #expect(run.delivered.isEmpty)
+        try await client.shutdown()
+    }
+
+    @Test func clientCertificateFromKubeconfigIsPresented() async throws {
+        let clientDER = try #require(
+            try certificateDER(pem: Data(contentsOf: fixtures.appendingPathComponent("tls/client.crt"))))
+        try await withServer(
+            requireClientCertificate: true,
+            configure: { config in
+                let fromFile = try KubeConfiguration.kubeconfig(
+                    at: fixtures.appendingPathComponent("kubeconfigs/client-cert-files.yaml").path)
+                var c = fromFile
+                c.server = config.server.replacingOccurrences(of: "127.0.0.1", with: "localhost")
+                config = c
+            },
+            script: { _, _ in .fixture("lists/nodes.json") }
+        ) { server, client in
+            let nodes = try await client.list(Node.self)
+            #expect(nodes.items.count == 3)
+            let request = try #require(server.requests.first)
+            #expect(request.clientCertificateDER == clientDER)
+            #expect(request.authorization == nil)
+        }
+    }
+
+    @Test func execPluginCertificateAndServerNameOverride() async throws {
+        let clientDER = try #require(
+            try certificateDER(pem: Data(contentsOf: fixtures.appendingPathComponent("tls/client.crt"))))
+        try await withServer(
+            requireClientCertificate: true,
+            configure: { config in
+                var c = try KubeConfiguration.kubeconfig(
+                    at: fixtures.appendingPathComponent("kubeconfigs/exec-plugin.yaml").path)
+                c.server = config.server  // 127.0.0.1:port, verified as kubernetes.default.svc
+                c.exec?.env = [.init(name: "FAKE_PLUGIN_MODE", value: "cert")]
+                config = c
+            },
+            script: { _, _ in .fixture("lists/services.json") }
+        ) { server, client in
+            let services = try await client.list(Service.self)
+            #expect(services.items.count == 4)
+            #expect(server.requests.first?.clientCertificateDER == clientDER)
+        }
+    }
+
+    @Test func execPluginTokenIsSent() async throws {
+        try await withServer(
+            configure: { config in
+                var c = try KubeConfiguration.kubeconfig(
+                    at: fixtures.appendingPathComponent("kubeconfigs/exec-plugin.yaml").path)
+                c.server = config.server
+                config = c
+            },
+            script: { _, _ in .fixture("lists/services.json") }
+        ) { server, client in
+            _ = try await client.list(Service.self)
+            _ = try await client.list(Service.self)
+            #expect(
+                server.requests.map(\.authorization) == Array(
+                    repeating: "Bearer FAKE-exec-plugin-token-0000000000000000000000", count: 2))
+        }
+    }
+
+    @Test func rotatedTokenFileIsReRead() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        let tokenPath = dir.path("token")
+        try Data("FAKE-first-token".utf8).write(to: URL(fileURLWithPath: tokenPath))
+        try await withServer(
+            configure: { config in
+                config.bearerToken = nil
+                config.tokenFile = tokenPath
+            },
+            script: { _, _ in .fixture("lists/nodes.json") }
+        ) { server, client in
+            _ = try await client.list(Node.self)
+            try Data("FAKE-rotated-token-2".utf8).write(to: URL(fileURLWithPath: tokenPath))
+            _ = try await client.list(Node.self)
+            #expect(server.requests.map(\.authorization) == ["Bearer FAKE-first-token", "Bearer FAKE-rotated-token-2"])
+        }
+    }
+}
