@@ -93,6 +93,7 @@ final class TestAPIServer: Sendable {
         let key = try NIOSSLPrivateKey(
             bytes: [UInt8](Data(contentsOf: tlsDir.appendingPathComponent("server.key"))), format: .pem)
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.shutdownTimeout = .milliseconds(50)
         if requireClientCertificate {
             tls.certificateVerification = .noHostnameVerification
             tls.trustRoots = .certificates(

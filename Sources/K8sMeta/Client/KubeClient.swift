@@ -218,6 +218,9 @@ public final class KubeClient: Sendable {
     private func tlsConfiguration(for creds: ResolvedCredentials) throws -> TLSConfiguration {
         if let cached = tlsCache.withLock({ $0 }), cached.key == creds { return cached.tls }
         var tls = TLSConfiguration.makeClientConfiguration()
+        // How long a closing connection waits for the server's close_notify (default 5 s), so
+        // stopping an informer mid-watch does not stall shutdown.
+        tls.shutdownTimeout = .milliseconds(200)
         if configuration.insecureSkipTLSVerify {
             tls.certificateVerification = .none
         } else if let ca = configuration.certificateAuthorityPEM {
