@@ -174,7 +174,12 @@ private func continueToken(ofPage path: String) throws -> String? {
             case 1:
                 let half = Array(lines[3][..<(lines[3].count / 2)])
                 return .stream(chunks: Array(lines[0..<3]) + [half], end: .cut)
-            case 2: return .watch(Array(lines[3..<6]), end: .hang)
+            case 2:
+                // Resume after the requested RV. (The HTTP client may fail the body stream before handing
+                // over every byte that arrived before the cut, so the client can be at 408, 409 or 410.)
+                let rv = request.query["resourceVersion"] ?? ""
+                let next = (lines.firstIndex { summary(ndjsonLine: $0).hasSuffix(" \(rv)") } ?? -1) + 1
+                return .watch(Array(lines[next..<6]), end: .hang)
             default: return .stream(chunks: [], end: .hang)
             }
         }) { server, client in
@@ -183,10 +188,47 @@ private func continueToken(ofPage path: String) throws -> String? {
             await run.stop()
             let watches = server.requests.filter(\.isWatch)
             #expect(watches.count == 2)
-            let third = summary(ndjsonLine: lines[2])
-            #expect(watches.last?.query["resourceVersion"] == String(third.split(separator: " ").last ?? ""))
+            let completeRVs = lines[0..<3].map { String(summary(ndjsonLine: $0).split(separator: " ").last ?? "") }
+            #expect(completeRVs.contains(watches.last?.query["resourceVersion"] ?? "none"))
             #expect(run.delivered.map(summary) == ["REPLACED 11 404"] + lines[0..<6].map { summary(ndjsonLine: $0) })
             #expect(run.informer.health.failures == 1)
+        }
+    }
+
+    @Test(arguments: ["pods", "services", "endpointslices", "nodes"])
+    func everyRecordedWatchStreamDecodes(resource: String) async throws {
+        let lines = Reply.lines("watch/scenario/\(resource).watch.ndjson")
+        try await withServer(script: { _, _ in .watch(lines, end: .finish) }) { server, client in
+            var seen: [String] = []
+            func collect<R: KubeResource>(_: R.Type) async throws {
+                let count = try await client.watch(R.self, resourceVersion: "404", timeoutSeconds: 90) {
+                    seen.append(summary($0))
+                }
+                #expect(count == lines.count)
+            }
+            switch resource {
+            case "pods": try await collect(Pod.self)
+            case "services": try await collect(Service.self)
+            case "endpointslices": try await collect(EndpointSlice.self)
+            default: try await collect(Node.self)
+            }
+            #expect(seen == lines.map { summary(ndjsonLine: $0) })
+            #expect(server.requests.first?.query["resourceVersion"] == "404")
+        }
+    }
+
+    @Test func http410OnWatchRelists() async throws {
+        try await withServer(script: { request, index in
+            if !request.isWatch { return .fixture("lists/pods.json") }
+            return index == 1
+                ? .fixture("errors/list-410-resourceVersion-300-Exact-compacted.pods.json", status: 410)
+                : .stream(chunks: [], end: .hang)
+        }) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            #expect(await waitUntil { server.requests.count >= 4 })
+            await run.stop()
+            #expect(server.requests.prefix(4).map(\.isWatch) == [false, true, false, true])
+            #expect(run.delivered.map(summary) == ["REPLACED 11 374", "REPLACED 11 374"])
         }
     }
 
@@ -411,22 +453,83 @@ private func continueToken(ofPage path: String) throws -> String? {
         }
     }
 
-    @Test func rotatedTokenFileIsReRead() async throws {
+    @Test func inClusterTokenIsReReadWhenRotated() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.cleanup() }
-        let tokenPath = dir.path("token")
-        try Data("FAKE-first-token".utf8).write(to: URL(fileURLWithPath: tokenPath))
+        try Data("FAKE-first-token".utf8).write(to: URL(fileURLWithPath: dir.path("token")))
+        try Data(contentsOf: fixtures.appendingPathComponent("tls/ca.crt")).write(to: URL(fileURLWithPath: dir.path("ca.crt")))
+        try Data("demo".utf8).write(to: URL(fileURLWithPath: dir.path("namespace")))
         try await withServer(
             configure: { config in
-                config.bearerToken = nil
-                config.tokenFile = tokenPath
+                let port = try #require(URLComponents(string: config.server)?.port)
+                config = try KubeConfiguration.inCluster(
+                    environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "\(port)"],
+                    serviceAccountDirectory: dir.url.path)
             },
-            script: { _, _ in .fixture("lists/nodes.json") }
+            script: { _, _ in .fixture("lists/pods.json") }
         ) { server, client in
-            _ = try await client.list(Node.self)
-            try Data("FAKE-rotated-token-2".utf8).write(to: URL(fileURLWithPath: tokenPath))
-            _ = try await client.list(Node.self)
-            #expect(server.requests.map(\.authorization) == ["Bearer FAKE-first-token", "Bearer FAKE-rotated-token-2"])
+            _ = try await client.list(Pod.self, namespace: client.configuration.namespace)
+            _ = try await client.list(Pod.self, namespace: client.configuration.namespace)
+            try Data("FAKE-rotated-token-2".utf8).write(to: URL(fileURLWithPath: dir.path("token")))
+            _ = try await client.list(Pod.self, namespace: client.configuration.namespace)
+            #expect(
+                server.requests.map(\.authorization) == [
+                    "Bearer FAKE-first-token", "Bearer FAKE-first-token", "Bearer FAKE-rotated-token-2",
+                ])
+            #expect(server.requests.allSatisfy { $0.path == "/api/v1/namespaces/demo/pods" })
         }
+    }
+
+    @Test func ipv6InClusterHost() async throws {
+        let server = try await TestAPIServer.start(host: "::1") { _, _ in .fixture("lists/nodes.json") }
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        try Data("FAKE-v6-token".utf8).write(to: URL(fileURLWithPath: dir.path("token")))
+        try Data(contentsOf: fixtures.appendingPathComponent("tls/ca.crt")).write(to: URL(fileURLWithPath: dir.path("ca.crt")))
+        let config = try KubeConfiguration.inCluster(
+            environment: ["KUBERNETES_SERVICE_HOST": "::1", "KUBERNETES_SERVICE_PORT": "\(server.port)"],
+            serviceAccountDirectory: dir.url.path)
+        #expect(config.server == "https://[::1]:\(server.port)")
+        #expect(config.namespace == "default")
+        let client = try KubeClient(configuration: config)
+        let nodes = try? await client.list(Node.self)
+        try await client.shutdown()
+        await server.shutdown()
+        #expect(nodes?.items.count == 3)
+        #expect(server.requests.first?.authorization == "Bearer FAKE-v6-token")
+    }
+
+    @Test func execCredentialsAreCachedUntilExpiry() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.cleanup() }
+        // A plugin that counts its runs and saves the KUBERNETES_EXEC_INFO it was given.
+        let script = """
+            #!/bin/sh
+            echo run >> "$(dirname "$0")/runs"
+            printf '%s' "$KUBERNETES_EXEC_INFO" > "$(dirname "$0")/info.json"
+            printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"FAKE-counted","expirationTimestamp":"%s"}}' "$EXPIRY"
+            """
+        try Data(script.utf8).write(to: URL(fileURLWithPath: dir.path("plugin.sh")))
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path("plugin.sh"))
+        func runs() -> Int {
+            ((try? String(contentsOfFile: dir.path("runs"), encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        for (expiry, expectedRuns) in [("2036-01-01T00:00:00Z", 1), ("2020-01-01T00:00:00Z", 3)] {
+            try? FileManager.default.removeItem(atPath: dir.path("runs"))
+            let config = KubeConfiguration(
+                server: "https://10.96.0.1:443", certificateAuthorityPEM: Array("PEM".utf8),
+                exec: ExecPlugin(
+                    command: "./plugin.sh", env: [.init(name: "EXPIRY", value: expiry)], provideClusterInfo: true,
+                    baseDirectory: dir.url.path))
+            let source = CredentialSource(configuration: config)
+            for _ in 0..<3 {
+                #expect(try await source.current().bearerToken == "FAKE-counted")
+            }
+            #expect(runs() == expectedRuns)
+        }
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path("info.json"))))
+        let cluster = ((info as? [String: Any])?["spec"] as? [String: Any])?["cluster"] as? [String: Any]
+        #expect(cluster?["server"] as? String == "https://10.96.0.1:443")
+        #expect(cluster?["certificate-authority-data"] as? String == Data("PEM".utf8).base64EncodedString())
     }
 }

@@ -87,7 +87,7 @@ final class TestAPIServer: Sendable {
     }
 
     /// - Parameter requireClientCertificate: ask for a client certificate and verify it with tls/ca.crt.
-    static func start(requireClientCertificate: Bool = false, script: @escaping Script) async throws -> TestAPIServer {
+    static func start(requireClientCertificate: Bool = false, host: String = "127.0.0.1", script: @escaping Script) async throws -> TestAPIServer {
         let tlsDir = fixtures.appendingPathComponent("tls")
         let chain = try NIOSSLCertificate.fromPEMBytes([UInt8](Data(contentsOf: tlsDir.appendingPathComponent("server.crt"))))
         let key = try NIOSSLPrivateKey(
@@ -111,7 +111,7 @@ final class TestAPIServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(state: state))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: host, port: 0).get()
         return TestAPIServer(state: state, channel: channel)
     }
 

@@ -161,6 +161,11 @@ enum ExecPluginRunner {
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> Output {
         let executable = try resolveCommand(plugin, environment: environment)
+        if plugin.interactiveMode == "Always" {
+            throw KubeConfigurationError(
+                .execPluginFailed,
+                "exec credential plugin \(plugin.command) has interactiveMode Always, but PodTap runs without a terminal")
+        }
         var env = environment
         for variable in plugin.env { env[variable.name] = variable.value }
         env["KUBERNETES_EXEC_INFO"] = execInfo(plugin, cluster: cluster)

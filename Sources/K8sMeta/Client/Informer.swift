@@ -127,6 +127,8 @@ public final class Informer<R: KubeResource>: Sendable {
         }
         var resourceVersion: String?
         var attempt = 0
+        // 410s in a row without a watch event in between: paced after the first.
+        var consecutiveGone = 0
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
@@ -154,6 +156,7 @@ public final class Informer<R: KubeResource>: Sendable {
                     case .replaced(_, let v): rv = v
                     }
                     if let rv, !rv.isEmpty { resourceVersion = rv }
+                    consecutiveGone = 0
                     if attempt != 0 {
                         attempt = 0
                         healthState.withLock { $0.state = .synced }
@@ -171,9 +174,13 @@ public final class Informer<R: KubeResource>: Sendable {
             } catch let error as KubeAPIError where error.isGone {
                 // Too old: list again from scratch (never re-watch with the same RV).
                 resourceVersion = nil
+                consecutiveGone += 1
                 healthState.withLock {
                     $0.failures += 1
                     $0.lastStatusCode = 410
+                }
+                if consecutiveGone > 1 {
+                    do { try await Task.sleep(for: options.backoff.delay(attempt: consecutiveGone - 1)) } catch { break }
                 }
             } catch {
                 if Task.isCancelled || error is CancellationError { break }
