@@ -35,7 +35,9 @@ private func continueToken(ofPage path: String) throws -> String? {
 
 @Suite struct KubeClientTests {
     @Test func plainListSendsTokenAndDecodes() async throws {
-        try await withServer(script: { _, _ in .fixture("lists/pods.json") }) { server, client in
+        try await withServer(script: { request, _ in
+            .fixture(request.path.hasSuffix("replicasets") ? "lists/replicasets.json" : "lists/pods.json")
+        }) { server, client in
             let page = try await client.list(Pod.self)
             #expect(page.items.count == 11)
             #expect(page.resourceVersion == "374")
@@ -49,6 +51,10 @@ private func continueToken(ofPage path: String) throws -> String? {
             let slices = try await client.list(EndpointSlice.self, namespace: "demo")
             _ = slices
             #expect(server.requests.last?.path == "/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices")
+            let replicaSets = try await client.list(ReplicaSet.self)
+            #expect(server.requests.last?.path == "/apis/apps/v1/replicasets")
+            #expect(replicaSets.items.map(\.metadata.name).sorted().contains("web-qzcnvkfk99"))
+            #expect(replicaSets.items.allSatisfy { $0.metadata.controller?.kind == "Deployment" })
         }
     }
 

@@ -43,13 +43,18 @@ private func kubeconfig(_ name: String, context: String? = nil) throws -> KubeCo
         ] {
             let config = try kubeconfig(file, context: context)
             let text = "\(config)"
+            var dumped = ""
+            dump(config, to: &dumped)
             if let token = config.bearerToken {
                 #expect(!text.contains(token))
+                #expect(!dumped.contains(token))
+                #expect(!String(reflecting: config).contains(token))
                 #expect(text.contains("redacted"))
             }
             if let key = config.clientKeyPEM {
                 #expect(!text.contains(String(decoding: key, as: UTF8.self)))
                 #expect(!text.contains("PRIVATE KEY"))
+                #expect(!dumped.contains("PRIVATE KEY"))
             }
             #expect(text.contains(config.server))
         }

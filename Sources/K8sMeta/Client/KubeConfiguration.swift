@@ -7,7 +7,7 @@ import Yams
 ///
 /// Secrets (tokens, client keys) are kept here but never printed: ``description`` names only
 /// which kinds of credentials are configured.
-public struct KubeConfiguration: Sendable, CustomStringConvertible {
+public struct KubeConfiguration: Sendable, CustomStringConvertible, CustomReflectable {
     /// `https://host:port`, IPv6 hosts bracketed.
     public var server: String
     /// The default namespace (context namespace, the service account's namespace, or "default").
@@ -62,6 +62,9 @@ public struct KubeConfiguration: Sendable, CustomStringConvertible {
         if let tlsServerName { tls += ", server name \(tlsServerName)" }
         return "KubeConfiguration(\(server), namespace \(namespace), \(tls), auth: \(auth.joined(separator: ", ")), from \(source))"
     }
+
+    /// What `dump` and debuggers show: ``description``, so no secret leaks through reflection.
+    public var customMirror: Mirror { Mirror(self, children: ["description": description], displayStyle: .struct) }
 }
 
 /// A `client.authentication.k8s.io/v1` exec credential plugin (kubeconfig `user.exec`).
