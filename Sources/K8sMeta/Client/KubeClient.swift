@@ -135,14 +135,15 @@ public final class KubeClient: Sendable {
             R.kind, namespace: namespace, verb: "watch", query: query,
             deadline: .now() + (Duration.seconds(timeoutSeconds) + options.watchGrace).timeAmount)
         let decoder = JSONDecoder()
-        var pending = ByteBuffer()
+        var lines = LineSplitter(maximumLineBytes: options.maximumBodyBytes)
         var delivered = 0
         for try await var chunk in response.body {
-            pending.writeBuffer(&chunk)
-            while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
-                let length = newline - pending.readerIndex
-                guard let line = pending.readSlice(length: length) else { break }
-                pending.moveReaderIndex(forwardBy: 1)
+            guard lines.append(&chunk) else {
+                throw KubeAPIError(
+                    statusCode: 413, verb: "watch", resource: R.kind, namespace: namespace,
+                    bodyExcerpt: "a watch event exceeded \(options.maximumBodyBytes) bytes")
+            }
+            while let line = lines.next() {
                 if line.readableBytesView.allSatisfy({ $0 == 0x20 || $0 == 0x0d || $0 == 0x09 }) { continue }
                 let envelope = try decoder.decode(WatchEnvelope<R>.self, from: Data(line.readableBytesView))
                 switch envelope.payload {
@@ -159,13 +160,8 @@ public final class KubeClient: Sendable {
                 }
                 delivered += 1
             }
-            guard pending.readableBytes <= options.maximumBodyBytes else {
-                throw KubeAPIError(
-                    statusCode: 413, verb: "watch", resource: R.kind, namespace: namespace,
-                    bodyExcerpt: "a watch event exceeded \(options.maximumBodyBytes) bytes")
-            }
-            pending.discardReadBytes()
         }
+        // Bytes after the last newline are an incomplete event: dropped, never decoded.
         return delivered
     }
 
@@ -249,6 +245,33 @@ extension Duration {
         let (seconds, attoseconds) = components
         return .nanoseconds(seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000)
     }
+}
+
+/// Splits a byte stream into `\n`-terminated lines, buffering a partial line across chunks.
+struct LineSplitter {
+    private var pending = ByteBuffer()
+    let maximumLineBytes: Int
+
+    init(maximumLineBytes: Int) { self.maximumLineBytes = maximumLineBytes }
+
+    /// Adds a chunk. Returns false when an unterminated line grew beyond `maximumLineBytes`.
+    mutating func append(_ chunk: inout ByteBuffer) -> Bool {
+        pending.discardReadBytes()
+        pending.writeBuffer(&chunk)
+        return pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) != nil
+            || pending.readableBytes <= maximumLineBytes
+    }
+
+    /// The next complete line without its `\n`, or nil until more bytes arrive.
+    mutating func next() -> ByteBuffer? {
+        guard let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let line = pending.readSlice(length: newline - pending.readerIndex)
+        pending.moveReaderIndex(forwardBy: 1)
+        return line
+    }
+
+    /// Bytes of an unfinished line.
+    var pendingBytes: Int { pending.readableBytes }
 }
 
 /// `{"metadata": {...}, "items": [...]}`.
