@@ -486,6 +486,81 @@ private func continueToken(ofPage path: String) throws -> String? {
         }
     }
 
+    @Test func insecureSkipVerifyConnectsWithoutCA() async throws {
+        try await withServer(
+            configure: { config in
+                var c = try KubeConfiguration.kubeconfig(
+                    at: fixtures.appendingPathComponent("kubeconfigs/insecure-skip-tls-verify.yaml").path)
+                c.server = config.server
+                config = c
+            },
+            script: { _, _ in .fixture("lists/nodes.json") }
+        ) { server, client in
+            let nodes = try await client.list(Node.self)
+            #expect(nodes.items.count == 3)
+            #expect(server.requests.first?.authorization == "Bearer FAKE-insecure-token-00000000000000000000000000")
+        }
+    }
+
+    @Test func serverCertificateIsVerified() async throws {
+        // The server listens on 127.0.0.2, which its certificate does not name (its SANs are
+        // localhost, kubernetes.default.svc..., 127.0.0.1, ::1): only a matching tls-server-name
+        // and the fixture CA let the handshake succeed. A failed handshake is an error, and no
+        // request reaches the server.
+        let recordedClusterCA = Array((try? Data(contentsOf: fixtures.appendingPathComponent("serviceaccount/ca.crt"))) ?? Data())
+        let cases: [(String, Bool, (inout KubeConfiguration) -> Void)] = [
+            ("tls-server-name in the certificate", true, { $0.tlsServerName = "kubernetes.default.svc" }),
+            ("no tls-server-name", false, { _ in }),
+            ("tls-server-name not in the certificate", false, { $0.tlsServerName = "not-in-the-certificate.example" }),
+            ("system roots only", false, {
+                $0.tlsServerName = "kubernetes.default.svc"
+                $0.certificateAuthorityPEM = nil
+            }),
+            ("the recorded cluster's CA", false, {
+                $0.tlsServerName = "kubernetes.default.svc"
+                $0.certificateAuthorityPEM = recordedClusterCA
+            }),
+            ("insecure-skip-tls-verify", true, {
+                $0.insecureSkipTLSVerify = true
+                $0.certificateAuthorityPEM = nil
+            }),
+        ]
+        for (name, succeeds, configure) in cases {
+            let server = try await TestAPIServer.start(host: "127.0.0.2") { _, _ in .fixture("lists/nodes.json") }
+            var config = try server.configuration()
+            configure(&config)
+            let client = try KubeClient(configuration: config, options: .init(connectTimeout: .milliseconds(300)))
+            let result = try? await client.list(Node.self)
+            #expect((result != nil) == succeeds, "\(name)")
+            #expect(server.requests.count == (succeeds ? 1 : 0), "\(name)")
+            try await client.shutdown()
+            await server.shutdown()
+        }
+    }
+
+    @Test func missingExecPluginShowsInHealth() async throws {
+        try await withServer(
+            configure: { config in
+                config.bearerToken = nil
+                config.exec = ExecPlugin(command: "podtap-no-such-credential-plugin", installHint: "install it from example.com")
+            },
+            script: { _, _ in .fixture("lists/pods.json") }
+        ) { server, client in
+            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            #expect(
+                await waitUntil {
+                    if case .retrying(let attempt, _) = run.informer.health.state { return attempt >= 2 }
+                    return false
+                })
+            let health = run.informer.health
+            await run.stop()
+            guard case .retrying(_, let message) = health.state else { return }
+            #expect(message.contains("podtap-no-such-credential-plugin"))
+            #expect(message.contains("install it from example.com"))
+            #expect(server.requests.isEmpty)
+        }
+    }
+
     @Test func ipv6InClusterHost() async throws {
         let server = try await TestAPIServer.start(host: "::1") { _, _ in .fixture("lists/nodes.json") }
         let dir = try TemporaryDirectory()

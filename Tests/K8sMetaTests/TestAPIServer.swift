@@ -78,9 +78,12 @@ final class TestAPIServer: Sendable {
 
     /// Every request so far, in arrival order.
     var requests: [RecordedRequest] { state.recorded.withLock { $0 } }
-    var url: String { "https://127.0.0.1:\(port)" }
+    /// The address it listens on, bracketed for IPv6.
+    let host: String
+    var url: String { "https://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 
-    private init(state: State, channel: any Channel) {
+    private init(state: State, channel: any Channel, host: String) {
+        self.host = host
         self.state = state
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
@@ -112,7 +115,7 @@ final class TestAPIServer: Sendable {
                 }
             }
             .bind(host: host, port: 0).get()
-        return TestAPIServer(state: state, channel: channel)
+        return TestAPIServer(state: state, channel: channel, host: host)
     }
 
     func shutdown() async {

@@ -158,7 +158,7 @@ enum ExecPluginRunner {
 
     static func run(
         _ plugin: ExecPlugin, cluster: KubeConfiguration,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment, timeout: Double = 60
     ) async throws -> Output {
         let executable = try resolveCommand(plugin, environment: environment)
         if plugin.interactiveMode == "Always" {
@@ -186,8 +186,12 @@ enum ExecPluginRunner {
                             .execPluginFailed, "cannot start exec credential plugin \(executable): \(error)"))
                     return
                 }
+                // A plugin that hangs (waiting for a browser login, say) is killed after `timeout`.
+                let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
                 let data = out.fileHandleForReading.readDataToEndOfFile()
                 process.waitUntilExit()
+                watchdog.cancel()
                 continuation.resume(returning: (process.terminationStatus, data))
             }
         }
