@@ -12,6 +12,7 @@ public struct Backoff: Sendable, Hashable {
     /// 0 ... 1.
     public var jitter: Double
 
+    /// Defaults: 0.5 s doubling to 30 s, ±20 % jitter.
     public init(
         initial: Duration = .milliseconds(500), maximum: Duration = .seconds(30), multiplier: Double = 2,
         jitter: Double = 0.2
@@ -107,6 +108,7 @@ public final class Informer<R: KubeResource>: Sendable {
     private let healthState = Mutex(InformerHealth())
     private let started = Atomic<Bool>(false)
 
+    /// An informer for `R` that has not started; call ``run()``.
     public init(client: KubeClient, options: Options = Options()) {
         self.client = client
         self.options = options

@@ -20,6 +20,7 @@ public struct KubeStatus: Sendable, Hashable, Decodable {
         public var `continue`: String?
     }
 
+    /// A Status with the fields errors are built from.
     public init(status: String? = nil, message: String? = nil, reason: String? = nil, code: Int? = nil) {
         self.status = status
         self.message = message
@@ -46,6 +47,7 @@ public struct KubeAPIError: Error, Sendable, CustomStringConvertible {
     /// From the `Retry-After` header or `details.retryAfterSeconds`.
     public var retryAfterSeconds: Int?
 
+    /// An error for `verb` on `resource` (in `namespace`, or cluster-wide when nil).
     public init(
         statusCode: Int, verb: String, resource: ResourceKind, namespace: String?, status: KubeStatus? = nil,
         bodyExcerpt: String? = nil, inWatchStream: Bool = false, retryAfterSeconds: Int? = nil

@@ -31,6 +31,8 @@ public struct KubeConfiguration: Sendable, CustomStringConvertible, CustomReflec
     /// Where this came from ("in-cluster", "kubeconfig /path (context x)").
     public var source: String
 
+    /// A configuration from explicit values (see ``inCluster(environment:serviceAccountDirectory:)``
+    /// and ``kubeconfig(at:context:)`` for the usual sources).
     public init(
         server: String, namespace: String = "default", certificateAuthorityPEM: [UInt8]? = nil,
         insecureSkipTLSVerify: Bool = false, tlsServerName: String? = nil, bearerToken: String? = nil,
@@ -92,6 +94,7 @@ public struct ExecPlugin: Sendable, Hashable {
         }
     }
 
+    /// A plugin as a kubeconfig's `user.exec` describes it.
     public init(
         apiVersion: String = "client.authentication.k8s.io/v1", command: String, args: [String] = [],
         env: [EnvVar] = [], installHint: String? = nil, provideClusterInfo: Bool = false,
@@ -126,6 +129,9 @@ public struct KubeConfigurationError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, naming files, contexts and commands (never secrets).
     public var detail: String
 
+    /// - Parameters:
+    ///   - code: the kind of failure.
+    ///   - detail: the message shown to the user; must not contain secrets.
     public init(_ code: Code, _ detail: String) {
         self.code = code
         self.detail = detail
