@@ -29,6 +29,17 @@ package.targets.append(
     )
 )
 
+// K8sMeta index: lookups per second, memory per pod, decoding 10,000 pods (a plain executable,
+// run in release: `swift run -c release k8smeta-bench`).
+package.targets.append(
+    .executableTarget(
+        name: "k8smeta-bench",
+        dependencies: [.product(name: "K8sMeta", package: podtap), .product(name: "CaptureCore", package: podtap)],
+        path: "Benchmarks/k8smeta-bench",
+        swiftSettings: [.enableExperimentalFeature("Lifetimes")]
+    )
+)
+
 // One executable per benchmarked module, in Benchmarks/<Name>/.
 for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"])] {
     package.targets.append(

@@ -134,6 +134,20 @@ import Testing
         index.apply(.deleted(pod), at: Timestamp(nanoseconds: 200))
         #expect(index.name("fd00:10:244:3::4") == "world")
         #expect(index.name("fd00:10:244:3::4", at: Timestamp(nanoseconds: 150)) == "pod net/v6")
+        // A dual-stack node and a hostNetwork pod on it: both families share the node's addresses.
+        let node = Node(
+            metadata: ObjectMeta(name: "n6", uid: "n6"),
+            status: .init(addresses: [.init(type: "InternalIP", address: "172.20.0.5"), .init(type: "InternalIP", address: "fd00:172::5")]))
+        index.apply(.added(node), at: Timestamp(nanoseconds: 300))
+        let agent = Pod(
+            metadata: ObjectMeta(name: "agent", namespace: "net", uid: "agent"),
+            spec: .init(nodeName: "n6", hostNetwork: true, containers: [.init(name: "a", ports: [.init(containerPort: 9400)])]),
+            status: .init(podIPs: [.init(ip: "172.20.0.5"), .init(ip: "fd00:172::5")]))
+        index.apply(.added(agent), at: Timestamp(nanoseconds: 300))
+        #expect(index.name("fd00:172::5") == "node n6")
+        #expect(index.name("fd00:172::5", port: 9400) == "hostnetwork-pod net/agent")
+        #expect(index.name("172.20.0.5", port: 9400) == "hostnetwork-pod net/agent")
+        #expect(index.name("172.20.0.5", port: 9401) == "node n6")
         // Many pods: the tables grow and keep every address.
         for i in 0..<3000 {
             let p = Pod(

@@ -115,10 +115,10 @@ extension ClusterIndex {
         return Array(Set(result)).sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
     }
 
-    /// Recomputes every live pod's identity (after owners or EndpointSlices changed), interning
-    /// the names they need first.
-    mutating func refreshPodIdentities() {
-        for (_, r) in pods {
+    /// Recomputes the identities of the live pods in `namespaces` (all when nil) after owners or
+    /// EndpointSlices there changed. The names they need are interned already.
+    mutating func refreshPodIdentities(in namespaces: Set<String>? = nil) {
+        for (_, r) in pods where namespaces?.contains(r.namespace) ?? true {
             entities[Int(r.entity)] = identity(of: r)
         }
     }
@@ -222,15 +222,23 @@ extension ClusterIndex {
     /// Applies an EndpointSlice event observed at `time`: which pods (by targetRef) and which
     /// addresses back which Service. Pods' identities name their first backing Service.
     public mutating func apply(_ event: WatchEvent<EndpointSlice>, at time: Timestamp) {
+        var touched: Set<String>? = nil
         switch event {
-        case .added(let s), .modified(let s): slices[s.metadata.uid] = sliceRecord(s)
-        case .deleted(let s): slices[s.metadata.uid] = nil
+        case .added(let s), .modified(let s):
+            let record = sliceRecord(s)
+            if let before = namespaces(of: slices[s.metadata.uid]), let after = namespaces(of: record) {
+                touched = before.union(after)
+            }
+            slices[s.metadata.uid] = record
+        case .deleted(let s):
+            touched = namespaces(of: slices[s.metadata.uid])
+            slices[s.metadata.uid] = nil
         case .replaced(let list, _):
             slices = [:]
             for s in list { slices[s.metadata.uid] = sliceRecord(s) }
         case .bookmark: return
         }
-        rebuildBacking()
+        rebuildBacking(refreshing: touched)
     }
 
     func sliceRecord(_ s: EndpointSlice) -> SliceRecord {
@@ -247,7 +255,19 @@ extension ClusterIndex {
         return SliceRecord(namespace: namespace, serviceName: s.serviceName ?? "", backends: backends)
     }
 
-    mutating func rebuildBacking() {
+    /// The namespaces whose pods a slice can name (its own, its targetRefs'; all for address-only
+    /// endpoints, which match pods by address).
+    func namespaces(of slice: SliceRecord?) -> Set<String>? {
+        guard let slice else { return [] }
+        var result: Set<String> = [slice.namespace]
+        for b in slice.backends {
+            guard let ns = b.podNamespace else { return nil }
+            result.insert(ns)
+        }
+        return result
+    }
+
+    mutating func rebuildBacking(refreshing namespaces: Set<String>?) {
         var byPod: [NamespacedName: [NamespacedName]] = [:]
         var byAddress: [IPAddress: [NamespacedName]] = [:]
         for slice in slices.values where !slice.serviceName.isEmpty {
@@ -264,7 +284,7 @@ extension ClusterIndex {
         }
         backingByPod = byPod
         backingByAddress = byAddress
-        refreshPodIdentities()
+        refreshPodIdentities(in: namespaces)
     }
 
     // MARK: Workloads
@@ -273,16 +293,21 @@ extension ClusterIndex {
     /// reference links pods to their top-level owner (ReplicaSet → Deployment, Job → CronJob).
     public mutating func apply<M: WorkloadMarker>(_ event: WatchEvent<Workload<M>>, at time: Timestamp) {
         let kind = M.kind.kind
+        var touched: Set<String>? = nil
         switch event {
-        case .added(let w), .modified(let w): upsertWorkload(w.metadata, kind: kind)
-        case .deleted(let w): removeWorkload(uid: w.metadata.uid)
+        case .added(let w), .modified(let w):
+            upsertWorkload(w.metadata, kind: kind)
+            touched = [w.metadata.namespace ?? ""]
+        case .deleted(let w):
+            removeWorkload(uid: w.metadata.uid)
+            touched = [w.metadata.namespace ?? ""]
         case .replaced(let list, _):
             let keep = Set(list.map(\.metadata.uid))
             for (uid, key) in workloadUIDs where key.kind == kind && !keep.contains(uid) { removeWorkload(uid: uid) }
             for w in list { upsertWorkload(w.metadata, kind: kind) }
         case .bookmark: return
         }
-        refreshPodIdentities()
+        refreshPodIdentities(in: touched)
     }
 
     mutating func upsertWorkload(_ meta: ObjectMeta, kind: String) {

@@ -166,7 +166,8 @@ public struct ClusterIndex: Sendable {
     public func identity(of address: IPAddress, port: UInt16 = 0, at time: Timestamp? = nil) -> EndpointIdentity {
         if address.isIPv4 { return identity(ipv4: address.ipv4Value, port: port, at: time) }
         let t = time?.nanoseconds ?? Self.current
-        return shared(v6.head(address.high, address.low), port: port, at: t, address: address)
+        let head = v6.head(address.high, address.low) & ~IPv4AddressTable.hostNetworkBit
+        return shared(head, port: port, at: t, address: address)
     }
 
     /// Walks a whole chain: the newest interval covering `t` that is not a hostNetwork pod
