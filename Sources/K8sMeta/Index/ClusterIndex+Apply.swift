@@ -331,6 +331,10 @@ extension ClusterIndex {
     // MARK: Intervals
 
     mutating func newEntity(_ identity: EndpointIdentity) -> UInt32 {
+        if let free = freeEntities.popLast() {
+            entities[Int(free)] = identity
+            return free
+        }
         entities.append(identity)
         return UInt32(truncatingIfNeeded: entities.count - 1)
     }
@@ -427,6 +431,21 @@ extension ClusterIndex {
             }
             if !anyHostNetwork { flag = 0 }
             setChainHead(address, head | flag)
+        }
+        // Entities of deleted objects that no interval names any more are reused.
+        var used = [Bool](repeating: false, count: entities.count)
+        used[0] = true
+        let freed = Set(freeIntervals)
+        for i in 1..<intervals.count where !freed.contains(UInt32(i)) { used[Int(intervals[i].holder)] = true }
+        for r in pods.values { used[Int(r.entity)] = true }
+        for r in services.values { used[Int(r.entity)] = true }
+        for e in nodeEntities.values { used[Int(e)] = true }
+        for e in freeEntities { used[Int(e)] = true }  // already free
+        for (e, isUsed) in used.enumerated() where !isUsed {
+            let id = UInt32(e)
+            freeEntities.append(id)
+            hostNetworkPorts[id] = nil
+            entities[e] = .unknown
         }
     }
 }

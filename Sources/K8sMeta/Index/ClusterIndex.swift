@@ -119,6 +119,8 @@ public struct ClusterIndex: Sendable {
     var freeIntervals: [UInt32] = []
     /// Index 0 is the unknown identity.
     var entities: [EndpointIdentity] = [.unknown]
+    /// Entities of deleted objects no interval names any more (found by ``prune(endedBefore:)``).
+    var freeEntities: [UInt32] = []
 
     var pods: [String: PodRecord] = [:]
     var podUIDs: [NamespacedName: String] = [:]
