@@ -2,6 +2,7 @@
 // pod held by the index, and the time to decode a list of 10,000 pods scaled from the recorded
 // objects (../shared/k8s-fixtures/lists/pods.json). Run in release from Benchmarks/:
 //   swift run -c release k8smeta-bench [--pods N] [--fixtures DIR]
+import CMallocStats
 import CaptureCore
 import Foundation
 import K8sMeta
@@ -16,7 +17,7 @@ func now() -> Double {
 }
 
 /// Bytes the allocator holds in use (glibc mallinfo2).
-func allocatedBytes() -> Int { Int(mallinfo2().uordblks) + Int(mallinfo2().hblkhd) }
+func allocatedBytes() -> Int { Int(podtap_allocated_bytes()) }
 
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
@@ -52,7 +53,7 @@ while let a = arguments.popFirst() {
 
 /// `count` pods as the API server would list them: copies of the recorded (non-hostNetwork)
 /// pods with new names, uids and addresses (10.128.0.0/9 and fd00:128::/64), managedFields and all.
-func scaledPodList(_ count: Int) throws -> Data {
+func scaledPodList(_ count: Int, fixtures: URL) throws -> Data {
     let data = try Data(contentsOf: fixtures.appendingPathComponent("lists/pods.json"))
     guard let list = try JSONSerialization.jsonObject(with: data) as? [String: Any],
         let items = list["items"] as? [[String: Any]]
@@ -85,7 +86,7 @@ print("K8sMeta index benchmark — \(podCount) pods, one core")
 print("")
 
 // 1. Decoding.
-let listData = try scaledPodList(podCount)
+let listData = try scaledPodList(podCount, fixtures: fixtures)
 var decodeTimes: [Double] = []
 var pods: [Pod] = []
 for _ in 0..<5 {
@@ -131,29 +132,35 @@ func run(_ label: String, rounds: Int = 7, _ body: () -> UInt64) {
     rates.sort()
     print("\(label): median \(String(format: "%.1f", rates[rounds / 2] / 1e6)) M/s, best \(String(format: "%.1f", rates[rounds - 1] / 1e6)) M/s  (check \(check % 1000))")
 }
-run("IPv4 lookup, current time, random over \(podCount) pods") {
+// The loops take the index as a parameter (borrowed): a global `var` would be copied per access.
+@inline(never) func lookupCurrent(_ index: ClusterIndex, _ addresses: [UInt32]) -> UInt64 {
     var sum: UInt64 = 0
     for a in addresses { sum &+= UInt64(index.identity(ipv4: a).name) }
     return sum
 }
-let flowTime = Timestamp(nanoseconds: 5_000)
-run("IPv4 lookup at a flow's time (Timestamp)") {
+@inline(never) func lookupAt(_ index: ClusterIndex, _ addresses: [UInt32], _ t: Timestamp) -> UInt64 {
     var sum: UInt64 = 0
-    for a in addresses { sum &+= UInt64(index.identity(ipv4: a, at: flowTime).name) }
+    for a in addresses { sum &+= UInt64(index.identity(ipv4: a, at: t).name) }
     return sum
 }
-run("IPAddress lookup, current time") {
+@inline(never) func lookupAddress(_ index: ClusterIndex, _ addresses: [UInt32]) -> UInt64 {
     var sum: UInt64 = 0
     for a in addresses { sum &+= UInt64(index.identity(of: IPAddress(ipv4: a)).name) }
     return sum
 }
-var misses = addresses
-for i in misses.indices { misses[i] = misses[i] ^ 0x0080_0000 }  // 10.0.x.y: nobody
-run("IPv4 lookup, miss (external, CIDR check)") {
+@inline(never) func lookupKind(_ index: ClusterIndex, _ addresses: [UInt32]) -> UInt64 {
     var sum: UInt64 = 0
-    for a in misses { sum &+= UInt64(index.identity(ipv4: a).kind.rawValue) }
+    for a in addresses { sum &+= UInt64(index.identity(ipv4: a).kind.rawValue) }
     return sum
 }
+let frozen = index
+run("IPv4 lookup, current time, random over \(podCount) pods") { lookupCurrent(frozen, addresses) }
+let flowTime = Timestamp(nanoseconds: 5_000)
+run("IPv4 lookup at a flow's time (Timestamp)") { lookupAt(frozen, addresses, flowTime) }
+run("IPAddress lookup, current time") { lookupAddress(frozen, addresses) }
+var misses = addresses
+for i in misses.indices { misses[i] = misses[i] ^ 0x0080_0000 }  // 10.0.x.y: nobody
+run("IPv4 lookup, miss (external, CIDR check)") { lookupKind(frozen, misses) }
 let shared = SharedClusterIndex(index)
 run("SharedClusterIndex: lock per lookup", rounds: 3) {
     var sum: UInt64 = 0
@@ -162,15 +169,14 @@ run("SharedClusterIndex: lock per lookup", rounds: 3) {
 }
 run("SharedClusterIndex: snapshot per 1,000 lookups") {
     var sum: UInt64 = 0
-    var snapshot = shared.snapshot()
-    for (n, a) in addresses.enumerated() {
-        if n % 1000 == 0 { snapshot = shared.snapshot() }
-        sum &+= UInt64(snapshot.identity(ipv4: a).name)
+    var n = 0
+    while n < addresses.count {
+        sum &+= lookupCurrent(shared.snapshot(), Array(addresses[n..<min(n + 1000, addresses.count)]))
+        n += 1000
     }
     return sum
 }
-let enricher = Enricher(index: index)
-run("Enricher: both ends of a flow (2 lookups each; rate in flows/s)") {
+@inline(never) func enrich(_ enricher: Enricher, _ addresses: [UInt32], _ flowTime: Timestamp) -> UInt64 {
     var sum: UInt64 = 0
     var flow = FlowRecord(key: FlowKey(a: .zero, portA: 40_000, b: .zero, portB: 80, protocolNumber: 6))
     flow.directions[0].packets = 1
@@ -184,6 +190,8 @@ run("Enricher: both ends of a flow (2 lookups each; rate in flows/s)") {
     }
     return sum
 }
+let enricher = Enricher(index: index)
+run("Enricher: both ends of a flow (2 lookups each; rate in flows/s)") { enrich(enricher, addresses, flowTime) }
 // Writer cost: a pod update (new address) on an index shared with a reader snapshot.
 var writer = index
 let held2 = writer
