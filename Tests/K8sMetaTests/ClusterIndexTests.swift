@@ -122,6 +122,39 @@ import Testing
         #expect(CIDR("10.244.0.0/33") == nil && CIDR("bogus/8") == nil && CIDR("fd00::/8")?.contains(address("fd12::1")) == true)
     }
 
+    @Test func relistsOfEveryKindRemoveWhatIsGone() throws {
+        var index = try Self.listsIndex()
+        let later = Timestamp(seconds: 1_795_259_600, nanoseconds: 0)
+        let services = try Self.decode(Service.self, "services").filter { $0.metadata.name != "kube-dns" }
+        index.apply(.replaced(services, resourceVersion: "500"), at: later)
+        #expect(index.name("10.96.0.10") == "cluster")
+        #expect(index.name("10.96.0.10", at: Self.listTime) == "service kube-system/kube-dns")
+        #expect(index.name("10.96.24.50") == "service demo/web")
+        // Without its slice, the web pods back no Service; the other pods keep theirs.
+        let slices = try Self.decode(EndpointSlice.self, "endpointslices").filter { $0.serviceName != "web" }
+        index.apply(.replaced(slices, resourceVersion: "500"), at: later)
+        #expect(index.identity(of: address("10.244.1.3")).serviceName == 0)
+        #expect(index.serviceName(index.identity(of: address("10.244.0.2"))) == "kube-system/kube-dns")
+        // Without the Deployments, the ReplicaSet's controller reference still names the Deployment;
+        // without the ReplicaSets, the pod's own reference is all there is.
+        index.apply(.replaced([Deployment](), resourceVersion: "500"), at: later)
+        #expect(index.workloadName(index.identity(of: address("10.244.1.3"))) == "Deployment/web")
+        index.apply(.replaced([ReplicaSet](), resourceVersion: "500"), at: later)
+        #expect(index.workloadName(index.identity(of: address("10.244.1.3"))) == "ReplicaSet/web-qzcnvkfk99")
+        #expect(index.owners(namespace: "demo", name: "web-qzcnvkfk99-7r2j6").count == 1)
+        // A node gone from the relist: its address and pod CIDR are forgotten, but its
+        // hostNetwork pods still name it from their spec.
+        let nodes = try Self.decode(Node.self, "nodes").filter { $0.metadata.name != "kapi-control-plane" }
+        index.apply(.replaced(nodes, resourceVersion: "500"), at: later)
+        #expect(!index.clusterRanges.map(\.description).contains("10.244.0.0/24"))
+        #expect(index.name("172.18.0.2") == "node kapi-control-plane")
+        index.apply(.replaced([Pod](), resourceVersion: "500"), at: later)
+        #expect(index.podCount == 0)
+        #expect(index.name("172.18.0.2") == "world")
+        #expect(index.name("10.244.1.3") == "cluster")
+        #expect(index.name("10.244.1.3", at: Self.listTime) == "pod demo/web-qzcnvkfk99-7r2j6")
+    }
+
     @Test func dualStackPodsHoldBothFamilies() {
         var index = ClusterIndex()
         let pod = Pod(
