@@ -353,3 +353,31 @@ import Testing
         }
     }
 }
+
+/// Informer-side use: events of any resource type through one generic entry point.
+@Suite struct IndexableResourceTests {
+    /// What an informer generic over its resource does with every event.
+    static func deliver<R: IndexableResource>(_ events: [WatchEvent<R>], to shared: SharedClusterIndex) {
+        for e in events { shared.apply(e) }
+    }
+
+    @Test func eventsOfEveryKindApplyThroughOneGenericPath() throws {
+        let shared = SharedClusterIndex()
+        let before = ClusterIndex.wallClock()
+        Self.deliver([.replaced(try ClusterIndexTests.decode(Pod.self, "pods"), resourceVersion: "374")], to: shared)
+        Self.deliver([.replaced(try ClusterIndexTests.decode(Service.self, "services"), resourceVersion: "374")], to: shared)
+        Self.deliver([.added(try #require(try ClusterIndexTests.decode(Node.self, "nodes").first { $0.metadata.name == "kapi-worker" }))], to: shared)
+        Self.deliver(try ClusterIndexTests.decode(EndpointSlice.self, "endpointslices").map { .added($0) }, to: shared)
+        Self.deliver([.replaced(try ClusterIndexTests.decode(ReplicaSet.self, "replicasets"), resourceVersion: "374")], to: shared)
+        Self.deliver([.replaced(try ClusterIndexTests.decode(Deployment.self, "deployments"), resourceVersion: "375")], to: shared)
+        Self.deliver([WatchEvent<Deployment>.bookmark(resourceVersion: "400")], to: shared)
+        let index = shared.snapshot()
+        let web = index.identity(of: address("10.244.1.3"))
+        #expect(index.describe(web) == "pod demo/web-qzcnvkfk99-7r2j6")
+        #expect(index.workloadName(web) == "Deployment/web" && index.serviceName(web) == "demo/web")
+        #expect(index.name("172.18.0.3") == "node kapi-worker")
+        // Stamped with the wall clock: nothing before the events, everything after.
+        #expect(index.name("10.244.1.3", at: Timestamp(nanoseconds: before.nanoseconds - 1_000_000_000)) != "pod demo/web-qzcnvkfk99-7r2j6")
+        #expect(ClusterIndex.wallClock() >= before && before.seconds > 1_700_000_000)
+    }
+}
