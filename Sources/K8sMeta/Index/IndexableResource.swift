@@ -52,7 +52,7 @@ extension ClusterIndex {
     /// informer passes as the moment it observed an event.
     public static func wallClock() -> Timestamp {
         var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
+        _ = unsafe clock_gettime(CLOCK_REALTIME, &ts)
         return Timestamp(seconds: UInt64(max(ts.tv_sec, 0)), nanoseconds: UInt64(max(ts.tv_nsec, 0)))
     }
 }
