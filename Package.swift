@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "podtap-flows",
             dependencies: [
-                "CaptureCore", "Exporters",
+                "CaptureCore", "Exporters", "K8sMeta",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Examples/podtap-flows",

@@ -29,8 +29,20 @@ package.targets.append(
     )
 )
 
+// K8sMeta index: lookups per second, memory per pod, decoding 10,000 pods (a plain executable,
+// run in release: `swift run -c release k8smeta-bench`).
+package.targets.append(.target(name: "CMallocStats", path: "Benchmarks/CMallocStats"))
+package.targets.append(
+    .executableTarget(
+        name: "k8smeta-bench",
+        dependencies: ["CMallocStats", .product(name: "K8sMeta", package: podtap), .product(name: "CaptureCore", package: podtap)],
+        path: "Benchmarks/k8smeta-bench",
+        swiftSettings: [.enableExperimentalFeature("Lifetimes")]
+    )
+)
+
 // One executable per benchmarked module, in Benchmarks/<Name>/.
-for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"])] {
+for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"]), ("K8sMetaBenchmarks", ["K8sMeta", "CaptureCore"])] {
     package.targets.append(
         .executableTarget(
             name: name,

@@ -1,5 +1,6 @@
 import CaptureCore
 import Exporters
+import K8sMeta
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,11 +11,18 @@ import Glibc
 struct CSVFlowWriter: FlowSink {
     let fileDescriptor: Int32
     var out = JSONBuffer(capacity: 1 << 17)
+    /// With `--snapshot`: a_kind,a_name,a_workload,a_service,a_node and the same for b.
+    let names: ClusterNames?
 
-    init(fileDescriptor: Int32) {
+    init(fileDescriptor: Int32, names: ClusterNames? = nil) {
         self.fileDescriptor = fileDescriptor
+        self.names = names
         out.appendRaw("proto,a_ip,a_port,b_ip,b_port,a2b_pkts,a2b_bytes,b2a_pkts,b2a_bytes,")
-        out.appendRaw("a2b_wire_bytes,b2a_wire_bytes,vlan,tunnel,tunnel_id,carries_tunnel,client,state,end_reason\n")
+        out.appendRaw("a2b_wire_bytes,b2a_wire_bytes,vlan,tunnel,tunnel_id,carries_tunnel,client,state,end_reason")
+        if names != nil {
+            out.appendRaw(",a_kind,a_name,a_workload,a_service,a_node,b_kind,b_name,b_workload,b_service,b_node")
+        }
+        out.appendRaw("\n")
     }
 
     mutating func receive(_ event: FlowEvent, _ f: FlowRecord) {
@@ -38,7 +46,13 @@ struct CSVFlowWriter: FlowSink {
         out.appendByte(f.carriesTunnel ? UInt8(ascii: "1") : UInt8(ascii: "0")); out.appendByte(comma)
         out.appendByte(f.clientSide == 0 ? UInt8(ascii: "a") : UInt8(ascii: "b")); out.appendByte(comma)
         out.appendRaw(f.tcpState.name); out.appendByte(comma)
-        out.appendRaw(f.endReason.name); out.appendByte(UInt8(ascii: "\n"))
+        out.appendRaw(f.endReason.name)
+        if let names {
+            let ends = names.enricher.identities(of: f)
+            out.appendByte(comma); names.appendCSV(ends.a, to: &out)
+            out.appendByte(comma); names.appendCSV(ends.b, to: &out)
+        }
+        out.appendByte(UInt8(ascii: "\n"))
         if out.bytes.count >= 1 << 16 { flush() }
     }
 

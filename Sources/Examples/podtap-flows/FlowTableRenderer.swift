@@ -1,11 +1,14 @@
 import CaptureCore
 import Exporters
+import K8sMeta
 
 /// Renders flows as an aligned text table, client → server.
 struct FlowTableRenderer {
     let names: NameTable
     let sort: PodTapFlows.SortKey
     let limit: Int
+    /// With `--snapshot`: who each end is, after its address.
+    var cluster: ClusterNames? = nil
 
     func render(_ flows: [FlowRecord]) -> String {
         var sorted = flows
@@ -17,8 +20,12 @@ struct FlowTableRenderer {
             sorted.sort { $0.lastSeen.nanoseconds(since: $0.firstSeen) > $1.lastSeen.nanoseconds(since: $1.firstSeen) }
         }
         if limit > 0 && sorted.count > limit { sorted = Array(sorted.prefix(limit)) }
-        let header = ["PROTO", "CLIENT", "SERVER", "STATE", "PKTS>", "BYTES>", "<PKTS", "<BYTES", "DURATION", "RTT", "RETX", "INFO"]
-        let rightAligned: Set<Int> = [4, 5, 6, 7, 8, 9, 10]
+        var header = ["PROTO", "CLIENT", "SERVER", "STATE", "PKTS>", "BYTES>", "<PKTS", "<BYTES", "DURATION", "RTT", "RETX", "INFO"]
+        var rightAligned: Set<Int> = [4, 5, 6, 7, 8, 9, 10]
+        if cluster != nil {
+            header.insert(contentsOf: ["CLIENT IS", "SERVER IS"], at: 3)
+            rightAligned = Set(rightAligned.map { $0 + 2 })
+        }
         var rows: [[String]] = [header]
         rows.reserveCapacity(sorted.count + 1)
         for f in sorted { rows.append(row(f)) }
@@ -75,7 +82,12 @@ struct FlowTableRenderer {
             info.append(text)
         }
         if f.icmpErrors > 0 { info.append("icmp-errors=\(f.icmpErrors) last=\(f.lastICMPType)/\(f.lastICMPCode)") }
-        return [FlowKey.protocolName(k.protocolNumber), client, server, state,
+        var names: [String] = []
+        if let cluster {
+            let ends = cluster.enricher.identities(of: f)
+            names = [cluster.cell(ends.client(of: f)), cluster.cell(ends.server(of: f))]
+        }
+        return [FlowKey.protocolName(k.protocolNumber), client, server] + names + [state,
                 String(c.packets), humanBytes(c.wireBytes), String(s.packets), humanBytes(s.wireBytes),
                 format(duration, 3) + "s", rtt, retx, info.joined(separator: " ")]
     }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CaptureCore
 import Exporters
+import Foundation
+import K8sMeta
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +29,9 @@ struct PodTapFlows: ParsableCommand {
               podtap-flows --format jsonl node-*.pcap > flows.jsonl
               podtap-flows --format csv --innermost k8s.pcap   (columns of bench/tools/check_truth.py)
               podtap-flows --sort packets --limit 20 big.pcap
+              podtap-flows --snapshot cluster.json capture.pcap   name pods, services, nodes
+                (cluster.json: kubectl get pods,services,endpointslices,nodes,replicasets,deployments -A -o json;
+                 -o yaml works too)
             """
     )
 
@@ -71,6 +76,12 @@ struct PodTapFlows: ParsableCommand {
     @Option(help: "Extra UDP port to decode as VXLAN besides 4789 and 8472 (replaces 4789).")
     var vxlanPort: UInt16?
 
+    @Option(help: "A cluster snapshot (kubectl get pods,services,endpointslices,nodes,replicasets,deployments -A -o json or -o yaml): name each flow end's pod, workload, Service or node.")
+    var snapshot: String?
+
+    @Option(help: "With --snapshot: an address range counted as inside the cluster (pod or service CIDR) when no object holds an address; repeatable. Node podCIDRs count already.")
+    var clusterCIDR: [String] = []
+
     @Flag(help: "Do not parse DNS and TLS ClientHello.")
     var noL7 = false
 
@@ -82,6 +93,8 @@ struct PodTapFlows: ParsableCommand {
         guard activeTimeout >= 0, tcpIdleTimeout > 0, udpIdleTimeout > 0 else {
             throw ValidationError("timeouts must be positive")
         }
+        for c in clusterCIDR where CIDR(c) == nil { throw ValidationError("--cluster-cidr \(c): not an address range like 10.96.0.0/12") }
+        if !clusterCIDR.isEmpty && snapshot == nil { throw ValidationError("--cluster-cidr needs --snapshot") }
     }
 
     mutating func run() throws {
@@ -96,11 +109,30 @@ struct PodTapFlows: ParsableCommand {
             decoder.decodesDNS = false
             decoder.decodesTLS = false
         }
+        var cluster: ClusterNames? = nil
+        if let snapshot {
+            do {
+                let loaded = try ClusterSnapshot(contentsOf: URL(fileURLWithPath: snapshot))
+                let configuration = ClusterIndex.Configuration(clusterRanges: clusterCIDR.compactMap { CIDR($0) })
+                cluster = ClusterNames(index: loaded.index(configuration: configuration))
+            } catch {
+                writeError("error: \(error)\n")
+                throw ExitCode(1)
+            }
+        }
         let chosen = format ?? (isatty(1) != 0 ? .table : .jsonl)
         let showProgress = progress && isatty(2) != 0
         let analysis = Analysis(decoder: decoder, files: files, showProgress: showProgress)
         let result: AnalysisSummary
         switch chosen {
+        case .jsonl where cluster != nil:
+            var tracker = FlowTracker(
+                configuration: configuration,
+                sink: FilteringSink(innermost: innermost, base: NamedJSONLinesWriter(
+                    fileDescriptor: 1, includeUpdates: updates, names: cluster ?? ClusterNames(index: ClusterIndex()))))
+            tracker.sink.base.flowNames = tracker.names
+            result = analysis.run(&tracker)
+            tracker.sink.base.flush()
         case .jsonl:
             var tracker = FlowTracker(configuration: configuration,
                                       sink: FilteringSink(innermost: innermost, base: JSONLinesFlowWriter(fileDescriptor: 1, includeUpdates: updates)))
@@ -109,7 +141,7 @@ struct PodTapFlows: ParsableCommand {
             tracker.sink.base.flush()
         case .csv:
             var tracker = FlowTracker(configuration: configuration,
-                                      sink: FilteringSink(innermost: innermost, base: CSVFlowWriter(fileDescriptor: 1)))
+                                      sink: FilteringSink(innermost: innermost, base: CSVFlowWriter(fileDescriptor: 1, names: cluster)))
             result = analysis.run(&tracker)
             tracker.sink.base.flush()
         case .summary:
@@ -119,7 +151,8 @@ struct PodTapFlows: ParsableCommand {
             var tracker = FlowTracker(configuration: configuration,
                                       sink: FilteringSink(innermost: innermost, base: CollectingFlowSink()))
             result = analysis.run(&tracker)
-            let table = FlowTableRenderer(names: tracker.names, sort: sort, limit: limit)
+            var table = FlowTableRenderer(names: tracker.names, sort: sort, limit: limit)
+            table.cluster = cluster
             writeOut(table.render(tracker.sink.base.closed))
         }
         writeError(result.render())

@@ -1,0 +1,116 @@
+import CaptureCore
+import Foundation
+import K8sMeta
+
+/// The recorded watch scenario (k8s-fixtures/watch/scenario), decoded by hand: the lists taken
+/// before the watches, every watch event with the time it arrived, and the step times.
+struct ScenarioReplay {
+    /// One event of one of the four watches, ready to apply.
+    struct Event {
+        var arrival: Timestamp
+        var apply: (inout ClusterIndex, Timestamp) -> Void
+        var summary: String
+    }
+
+    struct Step {
+        var number: Int?
+        var time: Timestamp
+        var description: String
+    }
+
+    static let directory = fixtures.appendingPathComponent("watch/scenario")
+
+    var listTime: Timestamp
+    var lists: [(inout ClusterIndex, Timestamp) -> Void] = []
+    var events: [Event] = []
+    var steps: [Step] = []
+
+    init() throws {
+        steps = try Self.tsv("steps.tsv").map { row in
+            Step(number: Int(row[1]), time: try Self.time(row[0]), description: row[3])
+        }
+        guard let listed = steps.first(where: { $0.description.hasPrefix("lists recorded") }) else {
+            throw FixtureError("steps.tsv has no 'lists recorded' line")
+        }
+        listTime = listed.time
+        try load(Pod.self, "pods") { index, e, t in index.apply(e, at: t) }
+        try load(Service.self, "services") { index, e, t in index.apply(e, at: t) }
+        try load(EndpointSlice.self, "endpointslices") { index, e, t in index.apply(e, at: t) }
+        try load(Node.self, "nodes") { index, e, t in index.apply(e, at: t) }
+        events.sort { $0.arrival < $1.arrival }
+    }
+
+    mutating func load<R: KubeResource>(
+        _ type: R.Type, _ name: String, apply: @escaping (inout ClusterIndex, WatchEvent<R>, Timestamp) -> Void
+    ) throws {
+        let list = try JSONDecoder().decode(
+            ListWithVersion<R>.self, from: Data(contentsOf: Self.directory.appendingPathComponent("\(name).list-before.json")))
+        lists.append { index, t in apply(&index, .replaced(list.items, resourceVersion: list.metadata.resourceVersion), t) }
+        let lines = try String(contentsOf: Self.directory.appendingPathComponent("\(name).watch.ndjson"), encoding: .utf8)
+            .split(separator: "\n")
+        let arrivals = try Self.tsv("\(name).watch.arrivals.tsv")
+        guard lines.count == arrivals.count else { throw FixtureError("\(name): \(lines.count) events, \(arrivals.count) arrivals") }
+        for (line, row) in zip(lines, arrivals) {
+            let data = Data(line.utf8)
+            let type = try JSONDecoder().decode(EventType.self, from: data).type
+            guard type == row[1] else { throw FixtureError("\(name): event \(type) vs arrival \(row[1])") }
+            let event: WatchEvent<R>
+            switch type {
+            case "BOOKMARK": event = .bookmark(resourceVersion: row[4])
+            case "ADDED": event = .added(try JSONDecoder().decode(EventObject<R>.self, from: data).object)
+            case "MODIFIED": event = .modified(try JSONDecoder().decode(EventObject<R>.self, from: data).object)
+            case "DELETED": event = .deleted(try JSONDecoder().decode(EventObject<R>.self, from: data).object)
+            default: throw FixtureError("\(name): unexpected event type \(type)")
+            }
+            events.append(Event(
+                arrival: try Self.time(row[0]), apply: { index, t in apply(&index, event, t) },
+                summary: "\(row[1]) \(row[2]) \(row[3]) \(row[4])"))
+        }
+    }
+
+    /// An index holding the lists, applied at the time they were taken.
+    func initialIndex(_ configuration: ClusterIndex.Configuration) -> ClusterIndex {
+        var index = ClusterIndex(configuration: configuration)
+        for apply in lists { apply(&index, listTime) }
+        return index
+    }
+
+    /// The start time of step `n` (1…21); `n == 22` is the "scenario finished" line.
+    func time(ofStep n: Int) -> Timestamp {
+        if n == 22 { return steps.first { $0.description == "scenario finished" }?.time ?? .zero }
+        return steps.first { $0.number == n }?.time ?? .zero
+    }
+
+    static func tsv(_ name: String) throws -> [[String]] {
+        let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+        return text.split(separator: "\n").dropFirst().map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    /// "2026-11-21T11:13:03.043Z" → nanoseconds since the epoch, exactly.
+    static func time(_ text: String) throws -> Timestamp {
+        let parts = text.split(separator: ".")
+        let formatter = ISO8601DateFormatter()
+        guard parts.count == 2, let date = formatter.date(from: parts[0] + "Z"),
+            let ms = UInt64(parts[1].dropLast()), parts[1].hasSuffix("Z")
+        else { throw FixtureError("bad time \(text)") }
+        return Timestamp(seconds: UInt64(date.timeIntervalSince1970), nanoseconds: ms * 1_000_000)
+    }
+
+    struct EventType: Decodable { var type: String }
+    struct EventObject<R: Decodable>: Decodable { var object: R }
+    struct ListWithVersion<R: Decodable>: Decodable {
+        struct Meta: Decodable { var resourceVersion: String }
+        var metadata: Meta
+        var items: [R]
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Timestamp {
+    /// `self` plus `milliseconds`.
+    func adding(milliseconds: UInt64) -> Timestamp { Timestamp(nanoseconds: nanoseconds + milliseconds * 1_000_000) }
+}
