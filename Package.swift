@@ -19,7 +19,7 @@ let package = Package(
     products: [
         .library(name: "CaptureCore", targets: ["CaptureCore"]),
         .library(name: "Backends", targets: ["Backends"]),
-        .library(name: "K8sMeta", targets: ["K8sMeta"]),
+        .library(name: "K8sMeta", targets: ["K8sMeta", "K8sMetaClient"]),
         .library(name: "Exporters", targets: ["Exporters"]),
         .executable(name: "podtap-flows", targets: ["podtap-flows"]),
     ],
@@ -49,16 +49,26 @@ let package = Package(
             exclude: ["Shims"],
             swiftSettings: strict
         ),
+        // The index, the snapshot loader and the resource models: Foundation and Yams only, so
+        // podtap-flows --snapshot builds without NIO.
         .target(
             name: "K8sMeta",
+            dependencies: ["CaptureCore", .product(name: "Yams", package: "Yams")],
+            exclude: ["Client"],
+            swiftSettings: strict
+        ),
+        // The API client and informers (async-http-client / NIO), in Sources/K8sMeta/Client.
+        .target(
+            name: "K8sMetaClient",
             dependencies: [
-                "CaptureCore",
+                "K8sMeta", "CaptureCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            path: "Sources/K8sMeta/Client",
             swiftSettings: strict
         ),
         .target(name: "Exporters", dependencies: ["CaptureCore"], swiftSettings: strict),
@@ -79,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "K8sMetaTests",
             dependencies: [
-                "K8sMeta", "CaptureCore", "PodTapTestSupport",
+                "K8sMeta", "K8sMetaClient", "CaptureCore", "PodTapTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,6 +1,7 @@
 // The client over real HTTPS against a scripted loopback server serving the recorded responses.
 import Foundation
 @testable import K8sMeta
+@testable import K8sMetaClient
 import PodTapTestSupport
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 @testable import K8sMeta
+@testable import K8sMetaClient
 import NIOCore
 import Testing
 

@@ -3,6 +3,7 @@
 // script returns: a whole body, or a chunked stream that can finish, be cut, or hang.
 import Foundation
 @testable import K8sMeta
+@testable import K8sMetaClient
 import NIOCore
 import NIOHTTP1
 import NIOPosix

@@ -1,5 +1,6 @@
 // The credentials sent with each request: a fixed token, a token file re-read when it rotates,
 // a client certificate, or what an exec plugin printed (cached until it expires).
+import K8sMeta
 import Foundation
 import Synchronization
 

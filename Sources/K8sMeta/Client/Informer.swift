@@ -1,5 +1,6 @@
 // List-then-watch for one resource kind, resuming from the last resourceVersion after every
 // disconnect, relisting on 410, backing off on failures, and reporting its health.
+public import K8sMeta
 import Foundation
 import Synchronization
 

@@ -1,3 +1,4 @@
+public import K8sMeta
 // Errors from the API server, worded so a user can act on them: a 403 names the RBAC rule to add.
 
 /// A `kind: Status` object: what the API server returns for errors and in watch ERROR events.

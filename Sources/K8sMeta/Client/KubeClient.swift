@@ -1,5 +1,6 @@
 // List and watch requests against the API server over HTTPS (async-http-client on NIO), with
 // the configuration's CA, client certificate, bearer token and server name.
+public import K8sMeta
 import AsyncHTTPClient
 import Foundation
 import NIOCore
