@@ -18,9 +18,15 @@ extension ClusterIndex {
     static let configuration = ClusterIndex.Configuration(clusterRanges: [CIDR("10.96.0.0/12")].compactMap { $0 })
 
     @Test func everyStepOfTheRecordedScenario() throws {
-        let scenario = try ScenarioReplay()
+        try Self.checkEveryStep(of: try ScenarioReplay())
+    }
+
+    /// Applies `scenario` step by step and checks what the index answers after each step: used
+    /// with the events decoded from the files here, and with the events the informers delivered
+    /// over HTTPS in `InformerIndexScenarioTests`.
+    static func checkEveryStep(of scenario: ScenarioReplay) throws {
         #expect(scenario.events.count == 32)
-        var index = scenario.initialIndex(Self.configuration)
+        var index = scenario.initialIndex(configuration)
         var next = 0
         // Checks run after every event that arrived before step n + 1 started.
         func advance(through step: Int) {

@@ -68,6 +68,57 @@ struct ScenarioReplay {
         }
     }
 
+    /// The scenario as informers delivered it: for each resource, the initial list
+    /// (`.replaced`) and then the watch events, which must be the recorded ones in order; each
+    /// gets its recorded arrival time.
+    init(
+        delivered pods: [WatchEvent<Pod>], _ services: [WatchEvent<Service>],
+        _ slices: [WatchEvent<EndpointSlice>], _ nodes: [WatchEvent<Node>]
+    ) throws {
+        steps = try Self.tsv("steps.tsv").map { row in
+            Step(number: Int(row[1]), time: try Self.time(row[0]), description: row[3])
+        }
+        guard let listed = steps.first(where: { $0.description.hasPrefix("lists recorded") }) else {
+            throw FixtureError("steps.tsv has no 'lists recorded' line")
+        }
+        listTime = listed.time
+        try take(pods, "pods") { index, e, t in index.apply(e, at: t) }
+        try take(services, "services") { index, e, t in index.apply(e, at: t) }
+        try take(slices, "endpointslices") { index, e, t in index.apply(e, at: t) }
+        try take(nodes, "nodes") { index, e, t in index.apply(e, at: t) }
+        events.sort { $0.arrival < $1.arrival }
+    }
+
+    mutating func take<R: KubeResource>(
+        _ delivered: [WatchEvent<R>], _ name: String, apply: @escaping (inout ClusterIndex, WatchEvent<R>, Timestamp) -> Void
+    ) throws {
+        guard case .replaced(let objects, let version)? = delivered.first else {
+            throw FixtureError("\(name): the informer did not start with its list")
+        }
+        lists.append { index, t in apply(&index, .replaced(objects, resourceVersion: version), t) }
+        let arrivals = try Self.tsv("\(name).watch.arrivals.tsv")
+        let watched = delivered.dropFirst()
+        guard watched.count == arrivals.count else {
+            throw FixtureError("\(name): \(watched.count) events delivered, \(arrivals.count) recorded")
+        }
+        for (event, row) in zip(watched, arrivals) {
+            let (type, version): (String, String?)
+            switch event {
+            case .added(let o): (type, version) = ("ADDED", o.metadata.resourceVersion)
+            case .modified(let o): (type, version) = ("MODIFIED", o.metadata.resourceVersion)
+            case .deleted(let o): (type, version) = ("DELETED", o.metadata.resourceVersion)
+            case .bookmark(let v): (type, version) = ("BOOKMARK", v)
+            case .replaced: (type, version) = ("REPLACED", nil)
+            }
+            guard type == row[1], version == row[4] else {
+                throw FixtureError("\(name): delivered \(type) \(version ?? "-"), recorded \(row[1]) \(row[4])")
+            }
+            events.append(Event(
+                arrival: try Self.time(row[0]), apply: { index, t in apply(&index, event, t) },
+                summary: "\(row[1]) \(row[2]) \(row[3]) \(row[4])"))
+        }
+    }
+
     /// An index holding the lists, applied at the time they were taken.
     func initialIndex(_ configuration: ClusterIndex.Configuration) -> ClusterIndex {
         var index = ClusterIndex(configuration: configuration)
