@@ -47,4 +47,50 @@ import Testing
             delivered: pods.delivered, services.delivered, slices.delivered, nodes.delivered)
         try ClusterIndexScenarioTests.checkEveryStep(of: scenario)
     }
+
+    /// A watch that gets the in-stream 410 relists; the relist replaces the index's pods, so
+    /// afterwards the index names exactly the pods of the newer list.
+    @Test func relistAfterIn410LeavesTheIndexEqualToTheNewList() async throws {
+        let server = try await TestAPIServer.start { request, index in
+            if !request.isWatch {
+                return .fixture(index == 0 ? "watch/scenario/pods.list-before.json" : "watch/scenario/pods.list-after.json")
+            }
+            if request.query["resourceVersion"] == "404" {
+                return .watch(Reply.lines("errors/watch-410-too-old-resourceVersion-404.pods.ndjson"), end: .finish)
+            }
+            return .stream(chunks: [], end: .hang)
+        }
+        let client = try KubeClient(configuration: try server.configuration())
+        let run = InformerRun(Informer<Pod>(
+            client: client, options: .init(backoff: Backoff(initial: .milliseconds(5), maximum: .milliseconds(40)))))
+        let relisted = await waitUntil { run.delivered.count >= 2 }
+        await run.stop()
+        try await client.shutdown()
+        await server.shutdown()
+        #expect(relisted)
+
+        var index = ClusterIndex()
+        for (i, event) in run.delivered.enumerated() {
+            index.apply(event, at: Timestamp(seconds: 1_000 + UInt64(i), nanoseconds: 0))
+        }
+        struct PodList: Decodable { var items: [Pod] }
+        let before = try JSONDecoder().decode(PodList.self, from: Data(contentsOf: fixtures.appendingPathComponent(
+            "watch/scenario/pods.list-before.json"))).items
+        let after = try JSONDecoder().decode(PodList.self, from: Data(contentsOf: fixtures.appendingPathComponent(
+            "watch/scenario/pods.list-after.json"))).items
+        let afterNames = Set(after.map { "\($0.metadata.namespace ?? "")/\($0.metadata.name)" })
+        #expect(index.podCount == after.count)
+        for pod in before where !afterNames.contains("\(pod.metadata.namespace ?? "")/\(pod.metadata.name)") {
+            #expect(index.pod(namespace: pod.metadata.namespace ?? "", name: pod.metadata.name) == nil,
+                    "\(pod.metadata.name) is gone from the newer list")
+        }
+        for pod in after {
+            let info = index.pod(namespace: pod.metadata.namespace ?? "", name: pod.metadata.name)
+            #expect(info != nil, "\(pod.metadata.name) missing")
+            guard pod.spec.hostNetwork != true else { continue }
+            for ip in pod.ips {
+                #expect(index.name(ip) == "pod \(pod.metadata.namespace ?? "")/\(pod.metadata.name)")
+            }
+        }
+    }
 }
