@@ -93,4 +93,43 @@ import Testing
             }
         }
     }
+
+    /// The README's agent loop: a node-local pod informer feeding a SharedClusterIndex, read
+    /// through an Enricher on a snapshot.
+    @Test func nodeLocalInformerFeedsASharedIndex() async throws {
+        let server = try await TestAPIServer.start { request, _ in
+            if request.isWatch { return .stream(chunks: [], end: .hang) }
+            return request.query["fieldSelector"] == "spec.nodeName=kapi-worker"
+                ? .fixture("lists/pods-fieldSelector-nodeName-kapi-worker.json") : .fixture("lists/pods.json")
+        }
+        let client = try KubeClient(configuration: try server.configuration())
+        let shared = SharedClusterIndex()
+        let pods = Informer<Pod>(client: client, nodeName: "kapi-worker")
+        let task = Task { await pods.run() }
+        for await event in pods.events {
+            shared.apply(event)
+            if case .replaced = event { break }
+        }
+        task.cancel()
+        await task.value
+        try await client.shutdown()
+        await server.shutdown()
+
+        let list = try #require(server.requests.first { !$0.isWatch })
+        #expect(list.query["fieldSelector"] == "spec.nodeName=kapi-worker")
+        let index = shared.snapshot()
+        #expect(index.podCount == 7)
+        #expect(index.name("10.244.1.3") == "pod demo/web-qzcnvkfk99-7r2j6")
+        // CoreDNS runs on the control-plane node: not held by a node-local agent on kapi-worker.
+        #expect(index.pod(namespace: "kube-system", name: "coredns-25lns6h9hk-6z5gb") == nil)
+
+        var record = FlowRecord(key: FlowKey.normalised(
+            source: IPAddress("10.244.1.3")!, sourcePort: 41000, destination: IPAddress("10.244.1.5")!,
+            destinationPort: 8080, protocolNumber: 6, vlanID: 0, tunnel: .none, tunnelID: 0).key)
+        record.directions[0].firstSeen = ClusterIndex.wallClock()
+        record.directions[1].firstSeen = ClusterIndex.wallClock()
+        let names = Enricher(index: index).identities(of: record)
+        #expect(Set([index.describe(names.a), index.describe(names.b)])
+                == ["pod demo/web-qzcnvkfk99-7r2j6", "pod shop/api-phzzl74vsj-kp58t"])
+    }
 }
