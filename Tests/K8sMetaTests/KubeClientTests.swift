@@ -29,6 +29,13 @@ private func withServer(
     await server.shutdown()
 }
 
+/// A kubeconfig of the fixtures, pointed at the test server of `server`'s configuration.
+private func fixtureKubeconfig(_ name: String, at server: KubeConfiguration) throws -> KubeConfiguration {
+    var configuration = try KubeConfiguration.kubeconfig(at: fixtures.appendingPathComponent("kubeconfigs/\(name)").path)
+    configuration.server = server.server
+    return configuration
+}
+
 private func continueToken(ofPage path: String) throws -> String? {
     let object = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent(path)))
     return ((object as? [String: Any])?["metadata"] as? [String: Any])?["continue"] as? String
@@ -428,11 +435,8 @@ private func continueToken(ofPage path: String) throws -> String? {
         try await withServer(
             requireClientCertificate: true,
             configure: { config in
-                var c = try KubeConfiguration.kubeconfig(
-                    at: fixtures.appendingPathComponent("kubeconfigs/exec-plugin.yaml").path)
-                c.server = config.server  // 127.0.0.1:port, verified as kubernetes.default.svc
-                c.exec?.env = [.init(name: "FAKE_PLUGIN_MODE", value: "cert")]
-                config = c
+                config = try fixtureKubeconfig("exec-plugin.yaml", at: config)  // verified as kubernetes.default.svc
+                config.exec?.env = [.init(name: "FAKE_PLUGIN_MODE", value: "cert")]
             },
             script: { _, _ in .fixture("lists/services.json") }
         ) { server, client in
@@ -445,10 +449,7 @@ private func continueToken(ofPage path: String) throws -> String? {
     @Test func execPluginTokenIsSent() async throws {
         try await withServer(
             configure: { config in
-                var c = try KubeConfiguration.kubeconfig(
-                    at: fixtures.appendingPathComponent("kubeconfigs/exec-plugin.yaml").path)
-                c.server = config.server
-                config = c
+                config = try fixtureKubeconfig("exec-plugin.yaml", at: config)
             },
             script: { _, _ in .fixture("lists/services.json") }
         ) { server, client in
@@ -490,10 +491,7 @@ private func continueToken(ofPage path: String) throws -> String? {
     @Test func insecureSkipVerifyConnectsWithoutCA() async throws {
         try await withServer(
             configure: { config in
-                var c = try KubeConfiguration.kubeconfig(
-                    at: fixtures.appendingPathComponent("kubeconfigs/insecure-skip-tls-verify.yaml").path)
-                c.server = config.server
-                config = c
+                config = try fixtureKubeconfig("insecure-skip-tls-verify.yaml", at: config)
             },
             script: { _, _ in .fixture("lists/nodes.json") }
         ) { server, client in

@@ -368,12 +368,12 @@ extension ClusterIndex {
             intervals.append(interval)
         }
         let raw = chainHead(address)
-        let flag = raw & IPv4AddressTable.hostNetworkBit
-        let head = raw & ~IPv4AddressTable.hostNetworkBit
+        let flag = raw & hostNetworkBit
+        let head = raw & ~hostNetworkBit
         if head == 0 || intervals[Int(head)].from <= from {
             interval.older = head
             intervals[Int(index)] = interval
-            setChainHead(address, index | flag | (hostNetwork ? IPv4AddressTable.hostNetworkBit : 0))
+            setChainHead(address, index | flag | (hostNetwork ? hostNetworkBit : 0))
         } else {
             var previous = head
             while case let next = intervals[Int(previous)].older, next != 0, intervals[Int(next)].from > from {
@@ -382,7 +382,7 @@ extension ClusterIndex {
             interval.older = intervals[Int(previous)].older
             intervals[Int(index)] = interval
             intervals[Int(previous)].older = index
-            if hostNetwork { setChainHead(address, head | IPv4AddressTable.hostNetworkBit) }
+            if hostNetwork { setChainHead(address, head | hostNetworkBit) }
         }
         return index
     }
@@ -397,11 +397,11 @@ extension ClusterIndex {
     func chainHead(_ address: IPAddress) -> UInt32 {
         if address.isIPv4 { return v4.head(address.ipv4Value) }
         // IPv6 chains keep the hostNetwork bit too (hostNetwork pods of IPv6 nodes).
-        return v6.head(address.high, address.low)
+        return v6.head(IPv6Key(high: address.high, low: address.low))
     }
 
     mutating func setChainHead(_ address: IPAddress, _ head: UInt32) {
-        if address.isIPv4 { v4.setHead(address.ipv4Value, head) } else { v6.setHead(address.high, address.low, head) }
+        if address.isIPv4 { v4.setHead(address.ipv4Value, head) } else { v6.setHead(IPv6Key(high: address.high, low: address.low), head) }
     }
 
     /// Forgets intervals that ended before `time` (flows older than that are no longer named
@@ -410,11 +410,11 @@ extension ClusterIndex {
         let t = time.nanoseconds
         var keys: [IPAddress] = []
         for s in v4.slots where s.key != 0 && s.head != 0 { keys.append(IPAddress(ipv4: s.key)) }
-        for s in v6.slots where (s.high != 0 || s.low != 0) && s.head != 0 { keys.append(IPAddress(high: s.high, low: s.low)) }
+        for s in v6.slots where s.key != .empty && s.head != 0 { keys.append(IPAddress(high: s.key.high, low: s.key.low)) }
         for address in keys {
             let raw = chainHead(address)
-            var flag = raw & IPv4AddressTable.hostNetworkBit
-            var head = raw & ~IPv4AddressTable.hostNetworkBit
+            var flag = raw & hostNetworkBit
+            var head = raw & ~hostNetworkBit
             var previous: UInt32 = 0
             var i = head
             var anyHostNetwork = false

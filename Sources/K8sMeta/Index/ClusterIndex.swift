@@ -113,8 +113,8 @@ public struct ClusterIndex: Sendable {
     public internal(set) var strings = StringTable()
     public internal(set) var configuration: Configuration
 
-    var v4 = IPv4AddressTable()
-    var v6 = IPv6AddressTable()
+    var v4 = AddressTable<UInt32>()
+    var v6 = AddressTable<IPv6Key>()
     /// Index 0 is a sentinel ("none").
     var intervals: [Interval] = [Interval(holder: 0, older: 0, from: 0, to: 0, hostNetwork: false)]
     var freeIntervals: [UInt32] = []
@@ -152,7 +152,7 @@ public struct ClusterIndex: Sendable {
     public func identity(ipv4 value: UInt32, port: UInt16 = 0, at time: Timestamp? = nil) -> EndpointIdentity {
         let t = time?.nanoseconds ?? Self.current
         let head = v4.head(value)
-        if head & IPv4AddressTable.hostNetworkBit == 0 {
+        if head & hostNetworkBit == 0 {
             var i = head
             while i != 0 {
                 let interval = intervals[Int(i)]
@@ -161,7 +161,7 @@ public struct ClusterIndex: Sendable {
             }
             return external(IPAddress(ipv4: value))
         }
-        return shared(head & ~IPv4AddressTable.hostNetworkBit, port: port, at: t, address: IPAddress(ipv4: value))
+        return shared(head & ~hostNetworkBit, port: port, at: t, address: IPAddress(ipv4: value))
     }
 
     /// The identity of the holder of `address` (IPv4 or IPv6) at `time` (nil: now); see
@@ -169,7 +169,7 @@ public struct ClusterIndex: Sendable {
     public func identity(of address: IPAddress, port: UInt16 = 0, at time: Timestamp? = nil) -> EndpointIdentity {
         if address.isIPv4 { return identity(ipv4: address.ipv4Value, port: port, at: time) }
         let t = time?.nanoseconds ?? Self.current
-        let head = v6.head(address.high, address.low) & ~IPv4AddressTable.hostNetworkBit
+        let head = v6.head(IPv6Key(high: address.high, low: address.low)) & ~hostNetworkBit
         return shared(head, port: port, at: t, address: address)
     }
 
