@@ -210,7 +210,10 @@ func closedPort() async throws -> Int {
 }
 
 /// Polls `condition` every 10 ms for up to `seconds`.
-func waitUntil(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+/// Polls `condition` until it holds or `seconds` pass. The limit is generous on purpose: under
+/// `swift test`'s parallel run other suites can hold both cooperative threads for seconds
+/// (seen in CI: 10 s was not enough), and a condition that holds returns at once anyway.
+func waitUntil(_ seconds: Double = 90, _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if condition() { return true }
