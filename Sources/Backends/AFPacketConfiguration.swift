@@ -83,7 +83,10 @@ public struct AFPacketConfiguration: Sendable, Hashable {
     /// Lower means lower latency and more wake-ups.
     public var blockRetireTimeoutMilliseconds: Int = 20
     /// Bytes kept of each packet, 1...262144.
-    public var snapLength: Int = 262_144
+    public var snapLength: Int = Self.maximumSnapLength
+    /// The largest snap length, the default: whole packets, and no filter program when no
+    /// ``filter`` is set either.
+    public static let maximumSnapLength = 262_144
     /// A filter in tcpdump syntax, compiled with ``PacketFilter`` and attached to the socket.
     public var filter: String?
     /// Puts the interface in promiscuous mode while the source is open (`PACKET_MR_PROMISC`).
@@ -138,8 +141,8 @@ public struct AFPacketConfiguration: Sendable, Hashable {
         guard (1...60_000).contains(blockRetireTimeoutMilliseconds) else {
             throw fail("block retire timeout \(blockRetireTimeoutMilliseconds) ms must be between 1 and 60000")
         }
-        guard (1...262_144).contains(snapLength) else {
-            throw fail("snap length \(snapLength) must be between 1 and 262144")
+        guard (1...Self.maximumSnapLength).contains(snapLength) else {
+            throw fail("snap length \(snapLength) must be between 1 and \(Self.maximumSnapLength)")
         }
         if promiscuous && interface == nil {
             throw fail("promiscuous mode needs an interface; name one or turn promiscuous off")

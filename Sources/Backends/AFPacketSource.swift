@@ -67,6 +67,8 @@ public struct AFPacketSource: ~Copyable {
     let counters: UnsafeMutablePointer<Counters>
     /// The filter installed by ``resume()`` when the source was opened paused.
     let pendingFilter: PacketFilter?
+    /// Opened with the reject-everything filter, waiting for ``resume()``.
+    let paused: Bool
 
     struct Counters {
         var statistics = CaptureStatistics()
@@ -89,11 +91,15 @@ public struct AFPacketSource: ~Copyable {
     /// first members would see packets of flows that later belong to another member).
     init(configuration: AFPacketConfiguration, paused: Bool) throws(CaptureSourceError) {
         try configuration.validate()
-        let filter: PacketFilter
+        // No program at all when nothing is filtered or cut: the kernel then runs no BPF per
+        // packet, on the CPU that is sending (measured: it costs the sender's send rate).
+        let filter: PacketFilter?
         if let expression = configuration.filter {
             filter = try PacketFilter(expression: expression, linkType: .ethernet, snapLength: configuration.snapLength)
-        } else {
+        } else if configuration.snapLength < AFPacketConfiguration.maximumSnapLength {
             filter = PacketFilter(acceptingAllWithSnapLength: configuration.snapLength)
+        } else {
+            filter = nil
         }
         let installed = paused ? PacketFilter.rejectingAll : filter
         let opened: OpenedSocket
@@ -113,6 +119,7 @@ public struct AFPacketSource: ~Copyable {
         fanoutGroupID = opened.fanoutGroupID
         blockSize = configuration.blockSize
         blockCount = configuration.blockCount
+        self.paused = paused
         pendingFilter = paused ? filter : nil
         unsafe scratch = UnsafeMutableRawPointer.allocate(byteCount: configuration.blockSize + 4, alignment: 16)
         unsafe counters = UnsafeMutablePointer<Counters>.allocate(capacity: 1)
@@ -129,8 +136,12 @@ public struct AFPacketSource: ~Copyable {
 
     /// Installs the real filter on a source opened paused; packets count from here on.
     func resume() throws(CaptureSourceError) {
-        guard let pendingFilter else { return }
-        try Self.attach(pendingFilter, to: descriptor)
+        guard paused else { return }
+        if let pendingFilter {
+            try Self.attach(pendingFilter, to: descriptor)
+        } else {
+            try Self.detachFilter(from: descriptor)
+        }
     }
 
     /// Frames whose stripped 802.1Q tag was put back (each was copied once).
@@ -149,7 +160,7 @@ public struct AFPacketSource: ~Copyable {
     /// Everything that must happen in the capture namespace (all of it, to be simple: the
     /// socket's namespace is fixed when it is created, the interface name is looked up there).
     private static func open(
-        _ configuration: AFPacketConfiguration, filter: PacketFilter
+        _ configuration: AFPacketConfiguration, filter: PacketFilter?
     ) throws(CaptureSourceError) -> OpenedSocket {
         let place = configuration.namespacePath.map { "network namespace \(NetworkNamespace.path($0))" } ?? "this network namespace"
         // Protocol 0: the socket receives nothing until bind, so the ring holds no packet from
@@ -202,7 +213,7 @@ public struct AFPacketSource: ~Copyable {
                                          message: "cannot map the \(ringBytes >> 20) MiB ring: \(errorText(e))")
             }
             unsafe ring = mapped
-            try attach(filter, to: fd)
+            if let filter { try attach(filter, to: fd) }
             if configuration.promiscuous {
                 var membership = packet_mreq()
                 membership.mr_ifindex = ifindex
@@ -278,6 +289,16 @@ public struct AFPacketSource: ~Copyable {
             let e = errno
             throw CaptureSourceError(.invalidFilter, operation: "setsockopt(SO_ATTACH_FILTER)", errno: e,
                                      message: "the kernel rejected the \(filter.instructions.count)-instruction program for \"\(filter.expression)\": \(errorText(e))")
+        }
+    }
+
+    /// Removes the socket's filter (SO_DETACH_FILTER): every packet is kept, and no program runs.
+    static func detachFilter(from fd: Int32) throws(CaptureSourceError) {
+        var unused: Int32 = 0
+        guard unsafe setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            let e = errno
+            throw CaptureSourceError(.system, operation: "setsockopt(SO_DETACH_FILTER)", errno: e,
+                                     message: "cannot remove the start-up filter: \(errorText(e))")
         }
     }
 

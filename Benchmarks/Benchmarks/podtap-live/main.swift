@@ -6,6 +6,7 @@
 // usage: podtap-live (afpacket|pcap) INTERFACE [THREADS] [--no-track]
 import Backends
 import CaptureCore
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -61,8 +62,10 @@ func waitForStop() {
 switch backend {
 case "afpacket":
     var configuration = AFPacketConfiguration(interface: interface)
-    configuration.blockSize = 1 << 20
-    configuration.blockCount = 64
+    // Ring geometry: PODTAP_BLOCK_KB and PODTAP_BLOCKS override the defaults (for experiments).
+    let environment = ProcessInfo.processInfo.environment
+    configuration.blockSize = (environment["PODTAP_BLOCK_KB"].flatMap { Int($0) } ?? 1024) << 10
+    configuration.blockCount = environment["PODTAP_BLOCKS"].flatMap { Int($0) } ?? 64
     let capture: AFPacketCapture<Tracking>
     do {
         capture = try AFPacketCapture(configuration: configuration, threads: threads) { _ in Tracking(tracks: tracks) }
