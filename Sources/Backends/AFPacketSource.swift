@@ -144,6 +144,15 @@ public struct AFPacketSource: ~Copyable {
         }
     }
 
+    /// How many classic BPF instructions the kernel runs for every packet on this socket; 0
+    /// when no program is attached (no filter and the full snap length).
+    public var filterInstructionCount: Int {
+        var length = socklen_t(0)
+        // SO_GET_FILTER with a zero length reports the program's length in instructions.
+        guard unsafe getsockopt(descriptor, SOL_SOCKET, SO_GET_FILTER, nil, &length) == 0 else { return 0 }
+        return Int(length)
+    }
+
     /// Frames whose stripped 802.1Q tag was put back (each was copied once).
     public var vlanTagsRestored: UInt64 { unsafe counters.pointee.vlanTagsRestored }
 

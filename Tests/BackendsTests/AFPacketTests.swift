@@ -343,6 +343,20 @@ struct AFPacketTests {
         #expect(icmp.count == 1 && icmp.first?.packets == 4)
     }
 
+    @Test("No BPF program runs per packet unless a filter or a shorter snap length asks for one")
+    func filterProgramOnlyWhenNeeded() throws {
+        func instructions(_ configure: (inout AFPacketConfiguration) -> Void) throws -> Int {
+            var configuration = AFPacketConfiguration(interface: "lo")
+            configuration.blockCount = 2
+            configure(&configuration)
+            let source = try AFPacketSource(configuration: configuration)
+            return source.filterInstructionCount
+        }
+        #expect(try instructions { _ in } == 0)
+        #expect(try instructions { $0.snapLength = 96 } == 1)  // ret #96
+        #expect(try instructions { $0.filter = "tcp port 80" } > 4)
+    }
+
     @Test("Configuration and opening errors are specific")
     func openingErrors() throws {
         var bad = AFPacketConfiguration(interface: "eth0")
