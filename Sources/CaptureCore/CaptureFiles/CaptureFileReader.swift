@@ -147,8 +147,7 @@ public struct CaptureFileReader: ~Copyable {
     @usableFromInline let pcapLinkType: LinkType
     @usableFromInline var current: _CurrentPacket
     @usableFromInline var hasCurrent: Bool
-    /// Where the early load of the next record header lands (see ``advancePcap(_:)``).
-    /// The file offset up to which ``advancePcap(_:)`` has prefetched.
+    /// The file offset up to which ``prefetch(_:from:)`` has prefetched (both formats).
     @usableFromInline var prefetchedUpTo = 0
     /// How far ahead of the current record the file is prefetched, in bytes.
     @inlinable static var prefetchDistance: Int { 4096 }
