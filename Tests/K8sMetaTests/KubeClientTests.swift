@@ -36,6 +36,22 @@ private func fixtureKubeconfig(_ name: String, at server: KubeConfiguration) thr
     return configuration
 }
 
+/// Runs `informer` until it has failed and retried at least twice, stops it, and returns its
+/// health then with the retry's error message (nil, recorded as a failed expectation, if it
+/// never got there).
+private func healthAfterRetries<R: KubeResource>(_ informer: Informer<R>) async -> (InformerHealth, String?) {
+    let run = InformerRun(informer)
+    #expect(
+        await waitUntil {
+            if case .retrying(let attempt, _) = run.informer.health.state { return attempt >= 2 }
+            return false
+        })
+    let health = run.informer.health
+    await run.stop()
+    guard case .retrying(_, let message) = health.state else { return (health, nil) }
+    return (health, message)
+}
+
 private func continueToken(ofPage path: String) throws -> String? {
     let object = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent(path)))
     return ((object as? [String: Any])?["metadata"] as? [String: Any])?["continue"] as? String
@@ -348,15 +364,8 @@ private func continueToken(ofPage path: String) throws -> String? {
     @Test func forbiddenShowsInInformerHealth() async throws {
         try await withServer(script: { _, _ in .fixture("errors/403-viewer-token.pods-list.json", status: 403) }) {
             server, client in
-            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
-            #expect(
-                await waitUntil {
-                    if case .retrying(let attempt, _) = run.informer.health.state { return attempt >= 2 }
-                    return false
-                })
-            let health = run.informer.health
-            await run.stop()
-            guard case .retrying(_, let message) = health.state else { return }
+            let (health, message) = await healthAfterRetries(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            guard let message else { return }
             #expect(message.contains(#"resources: ["pods"], verbs: ["list"]"#))
             #expect(health.lastStatusCode == 403)
             #expect(!message.contains(token))
@@ -545,15 +554,8 @@ private func continueToken(ofPage path: String) throws -> String? {
             },
             script: { _, _ in .fixture("lists/pods.json") }
         ) { server, client in
-            let run = InformerRun(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
-            #expect(
-                await waitUntil {
-                    if case .retrying(let attempt, _) = run.informer.health.state { return attempt >= 2 }
-                    return false
-                })
-            let health = run.informer.health
-            await run.stop()
-            guard case .retrying(_, let message) = health.state else { return }
+            let (health, message) = await healthAfterRetries(Informer<Pod>(client: client, options: .init(backoff: fastBackoff)))
+            guard let message else { return }
             #expect(message.contains("podtap-no-such-credential-plugin"))
             #expect(message.contains("install it from example.com"))
             #expect(server.requests.isEmpty)

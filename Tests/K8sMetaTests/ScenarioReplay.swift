@@ -25,47 +25,11 @@ struct ScenarioReplay {
     var events: [Event] = []
     var steps: [Step] = []
 
+    /// The scenario decoded from the recorded files.
     init() throws {
-        steps = try Self.tsv("steps.tsv").map { row in
-            Step(number: Int(row[1]), time: try Self.time(row[0]), description: row[3])
-        }
-        guard let listed = steps.first(where: { $0.description.hasPrefix("lists recorded") }) else {
-            throw FixtureError("steps.tsv has no 'lists recorded' line")
-        }
-        listTime = listed.time
-        try load(Pod.self, "pods") { index, e, t in index.apply(e, at: t) }
-        try load(Service.self, "services") { index, e, t in index.apply(e, at: t) }
-        try load(EndpointSlice.self, "endpointslices") { index, e, t in index.apply(e, at: t) }
-        try load(Node.self, "nodes") { index, e, t in index.apply(e, at: t) }
-        events.sort { $0.arrival < $1.arrival }
-    }
-
-    mutating func load<R: KubeResource>(
-        _ type: R.Type, _ name: String, apply: @escaping (inout ClusterIndex, WatchEvent<R>, Timestamp) -> Void
-    ) throws {
-        let list = try JSONDecoder().decode(
-            ListWithVersion<R>.self, from: Data(contentsOf: Self.directory.appendingPathComponent("\(name).list-before.json")))
-        lists.append { index, t in apply(&index, .replaced(list.items, resourceVersion: list.metadata.resourceVersion), t) }
-        let lines = try String(contentsOf: Self.directory.appendingPathComponent("\(name).watch.ndjson"), encoding: .utf8)
-            .split(separator: "\n")
-        let arrivals = try Self.tsv("\(name).watch.arrivals.tsv")
-        guard lines.count == arrivals.count else { throw FixtureError("\(name): \(lines.count) events, \(arrivals.count) arrivals") }
-        for (line, row) in zip(lines, arrivals) {
-            let data = Data(line.utf8)
-            let type = try JSONDecoder().decode(EventType.self, from: data).type
-            guard type == row[1] else { throw FixtureError("\(name): event \(type) vs arrival \(row[1])") }
-            let event: WatchEvent<R>
-            switch type {
-            case "BOOKMARK": event = .bookmark(resourceVersion: row[4])
-            case "ADDED": event = .added(try JSONDecoder().decode(EventObject<R>.self, from: data).object)
-            case "MODIFIED": event = .modified(try JSONDecoder().decode(EventObject<R>.self, from: data).object)
-            case "DELETED": event = .deleted(try JSONDecoder().decode(EventObject<R>.self, from: data).object)
-            default: throw FixtureError("\(name): unexpected event type \(type)")
-            }
-            events.append(Event(
-                arrival: try Self.time(row[0]), apply: { index, t in apply(&index, event, t) },
-                summary: "\(row[1]) \(row[2]) \(row[3]) \(row[4])"))
-        }
+        try self.init(
+            delivered: try Self.recorded("pods"), try Self.recorded("services"),
+            try Self.recorded("endpointslices"), try Self.recorded("nodes"))
     }
 
     /// The scenario as informers delivered it: for each resource, the initial list
@@ -87,6 +51,30 @@ struct ScenarioReplay {
         try take(slices, "endpointslices") { index, e, t in index.apply(e, at: t) }
         try take(nodes, "nodes") { index, e, t in index.apply(e, at: t) }
         events.sort { $0.arrival < $1.arrival }
+    }
+
+    /// What an informer would deliver for `name`, read from the files: the list taken before
+    /// the watch as `.replaced`, then every event of the recorded watch stream.
+    static func recorded<R: KubeResource>(_ name: String) throws -> [WatchEvent<R>] {
+        let list = try JSONDecoder().decode(
+            ListWithVersion<R>.self, from: Data(contentsOf: directory.appendingPathComponent("\(name).list-before.json")))
+        var delivered: [WatchEvent<R>] = [.replaced(list.items, resourceVersion: list.metadata.resourceVersion)]
+        let lines = try String(contentsOf: directory.appendingPathComponent("\(name).watch.ndjson"), encoding: .utf8)
+            .split(separator: "\n")
+        for line in lines {
+            let data = Data(line.utf8)
+            let type = try JSONDecoder().decode(EventType.self, from: data).type
+            switch type {
+            case "BOOKMARK":
+                let version = try JSONDecoder().decode(EventObject<Bookmark>.self, from: data).object.metadata.resourceVersion
+                delivered.append(.bookmark(resourceVersion: version))
+            case "ADDED": delivered.append(.added(try JSONDecoder().decode(EventObject<R>.self, from: data).object))
+            case "MODIFIED": delivered.append(.modified(try JSONDecoder().decode(EventObject<R>.self, from: data).object))
+            case "DELETED": delivered.append(.deleted(try JSONDecoder().decode(EventObject<R>.self, from: data).object))
+            default: throw FixtureError("\(name): unexpected event type \(type)")
+            }
+        }
+        return delivered
     }
 
     mutating func take<R: KubeResource>(
@@ -148,6 +136,11 @@ struct ScenarioReplay {
     }
 
     struct EventType: Decodable { var type: String }
+    /// A BOOKMARK event's object: only its resourceVersion matters.
+    struct Bookmark: Decodable {
+        struct Meta: Decodable { var resourceVersion: String }
+        var metadata: Meta
+    }
     struct EventObject<R: Decodable>: Decodable { var object: R }
     struct ListWithVersion<R: Decodable>: Decodable {
         struct Meta: Decodable { var resourceVersion: String }
