@@ -65,8 +65,9 @@ public struct AFPacketSource: ~Copyable {
     /// Counters behind a pointer: reading the kernel's statistics resets them, so the
     /// `statistics` getter accumulates into memory it does not own by value.
     let counters: UnsafeMutablePointer<Counters>
-    /// The filter installed by ``resume()`` when the source was opened paused.
-    let pendingFilter: PacketFilter?
+    /// The socket's filter program (nil: none), installed at opening or, when the source was
+    /// opened paused, by ``resume()``.
+    let filter: PacketFilter?
     /// Opened with the reject-everything filter, waiting for ``resume()``.
     let paused: Bool
 
@@ -120,7 +121,7 @@ public struct AFPacketSource: ~Copyable {
         blockSize = configuration.blockSize
         blockCount = configuration.blockCount
         self.paused = paused
-        pendingFilter = paused ? filter : nil
+        self.filter = filter
         unsafe scratch = UnsafeMutableRawPointer.allocate(byteCount: configuration.blockSize + 4, alignment: 16)
         unsafe counters = UnsafeMutablePointer<Counters>.allocate(capacity: 1)
         unsafe counters.initialize(to: Counters())
@@ -137,8 +138,8 @@ public struct AFPacketSource: ~Copyable {
     /// Installs the real filter on a source opened paused; packets count from here on.
     func resume() throws(CaptureSourceError) {
         guard paused else { return }
-        if let pendingFilter {
-            try Self.attach(pendingFilter, to: descriptor)
+        if let filter {
+            try Self.attach(filter, to: descriptor)
         } else {
             try Self.detachFilter(from: descriptor)
         }
