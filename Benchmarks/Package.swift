@@ -54,3 +54,14 @@ for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"]), ("K8sMetaBen
         )
     )
 }
+
+// FlowTracker.prepare against plain process on compare-live's trafgen traffic (a plain
+// executable, run in release: `swift run -c release lookahead-bench`).
+package.targets.append(
+    .executableTarget(
+        name: "lookahead-bench",
+        dependencies: [.product(name: "CaptureCore", package: podtap)],
+        path: "Benchmarks/lookahead-bench",
+        swiftSettings: [.enableExperimentalFeature("Lifetimes")]
+    )
+)

@@ -25,6 +25,12 @@ public protocol CaptureWorker: ~Copyable {
     associatedtype Result: Sendable
     /// One packet, valid only during the call.
     mutating func process(_ packet: borrowing PacketRecord)
+    /// A packet that ``process(_:)`` will get soon, two or so packets later (valid only during
+    /// the call; its bytes stay unchanged until it is processed): a place to start work whose
+    /// memory loads would otherwise stall, such as
+    /// ``FlowTracker/prepare(frame:linkType:decoder:timestamp:wireLength:)``. Optional; the
+    /// default does nothing, and a packet may be processed without having been prepared.
+    mutating func prepare(_ upcoming: borrowing PacketRecord)
     /// After every poll, also when it timed out (`delivered` 0): a place to expire idle state.
     mutating func pollEnded(delivered: Int)
     /// The capture stopped; called on the worker's thread after the last packet.
@@ -33,6 +39,7 @@ public protocol CaptureWorker: ~Copyable {
 
 extension CaptureWorker where Self: ~Copyable {
     public mutating func pollEnded(delivered: Int) {}
+    public mutating func prepare(_ upcoming: borrowing PacketRecord) {}
 }
 
 /// Captures on one interface with several threads, each polling its own ``AFPacketSource``
@@ -193,7 +200,9 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
             var worker = makeWorker(index)
             while !stopping.flag.load(ordering: .acquiring) {
                 do throws(CaptureSourceError) {
-                    let n = try source.poll(timeoutMilliseconds: pollTimeoutMilliseconds) { worker.process($0) }
+                    let n = try source.poll(timeoutMilliseconds: pollTimeoutMilliseconds, prepare: { worker.prepare($0) }) {
+                        worker.process($0)
+                    }
                     worker.pollEnded(delivered: n)
                 } catch {
                     if error.code == .interfaceDown { continue }  // resumes when the interface is up
@@ -204,7 +213,7 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
             // Deliver what the kernel already handed over.
             while error == nil {
                 do throws(CaptureSourceError) {
-                    let n = try source.poll(timeoutMilliseconds: 0) { worker.process($0) }
+                    let n = try source.poll(timeoutMilliseconds: 0, prepare: { worker.prepare($0) }) { worker.process($0) }
                     if n == 0 { break }
                     worker.pollEnded(delivered: n)
                 } catch {

@@ -347,15 +347,23 @@ public struct AFPacketSource: ~Copyable {
         unsafe cpk_load_acquire_u32(block(index) + Layout.blockStatus) & Layout.statusUser != 0
     }
 
-    /// Hands every packet of block `index` to `body`; returns how many.
+    /// Hands every packet of block `index` to `body`; returns how many. When `preparing`, every
+    /// packet whose frame needs no restored VLAN tag is handed to `prepare` first, in order,
+    /// just before the packet ``lookahead`` places earlier is delivered (see
+    /// ``CaptureWorker/prepare(_:)``).
 
-    func deliver(block index: Int, _ body: (borrowing PacketRecord) -> Void) -> Int {
+    func deliver(
+        block index: Int, preparing: Bool, prepare: (borrowing PacketRecord) -> Void,
+        _ body: (borrowing PacketRecord) -> Void
+    ) -> Int {
         let base = unsafe block(index)
         let count = Int(unsafe base.load(fromByteOffset: Layout.packetCount, as: UInt32.self))
         var offset = Int(unsafe base.load(fromByteOffset: Layout.firstPacket, as: UInt32.self))
         var delivered = 0
-        let restores = configuration.restoresVLANTags
-        while delivered < count, offset >= Layout.firstPacket, offset &+ Layout.headerLength &+ 12 <= blockSize {
+        // The packet `prepare` sees next: its number in the block and its offset (0: none left).
+        var aheadNumber = 0
+        var aheadOffset = offset
+        while delivered < count, isPacketHeader(at: offset) {
             let header = unsafe base + offset
             let next = Int(unsafe header.load(fromByteOffset: 0, as: UInt32.self))
             if next != 0 {
@@ -364,45 +372,99 @@ public struct AFPacketSource: ~Copyable {
                 unsafe prefetchForReading(header + next + 64)
                 unsafe prefetchForReading(header + next + 128)
             }
-            let seconds = unsafe header.load(fromByteOffset: 4, as: UInt32.self)
-            let nanoseconds = unsafe header.load(fromByteOffset: 8, as: UInt32.self)
-            let snapLength = Int(unsafe header.load(fromByteOffset: 12, as: UInt32.self))
-            let wireLength = Int(unsafe header.load(fromByteOffset: 16, as: UInt32.self))
-            let status = unsafe header.load(fromByteOffset: 20, as: UInt32.self)
-            let mac = Int(unsafe header.load(fromByteOffset: 24, as: UInt16.self))
-            let address = unsafe header + Layout.headerLength
-            let ifindex = Int(unsafe address.load(fromByteOffset: 4, as: Int32.self))
-            let hardwareType = unsafe address.load(fromByteOffset: 8, as: UInt16.self)
-            let packetType = unsafe address.load(fromByteOffset: 10, as: UInt8.self)
-            // Never read past the block, whatever the header says.
-            let captured = max(0, min(snapLength, blockSize &- offset &- mac))
-            let linkType = Self.linkType(hardwareType: hardwareType)
-            let direction = Self.direction(packetType: packetType)
-            let flags = UInt32(direction.rawValue) | Self.receptionType(packetType: packetType) << 2
-            let timestamp = Timestamp(seconds: UInt64(seconds), nanoseconds: UInt64(nanoseconds))
-            if restores, status & Layout.statusVLANValid != 0, linkType == .ethernet, captured >= 12 {
+            if preparing {
+                while aheadOffset != 0, aheadNumber <= delivered &+ Self.lookahead, aheadNumber < count,
+                    isPacketHeader(at: aheadOffset)
+                {
+                    let upcoming = unsafe base + aheadOffset
+                    let frame = unsafe frameHeader(upcoming, offset: aheadOffset)
+                    if !frame.needsVLANRestore {  // restored frames share one buffer: not ahead
+                        let buffer = unsafe UnsafeRawBufferPointer(start: upcoming + frame.mac, count: frame.captured)
+                        prepare(unsafe frame.record(buffer.bytes))
+                    }
+                    let step = Int(unsafe upcoming.load(fromByteOffset: 0, as: UInt32.self))
+                    aheadOffset = step == 0 ? 0 : aheadOffset &+ step
+                    aheadNumber &+= 1
+                }
+            }
+            let frame = unsafe frameHeader(header, offset: offset)
+            if frame.needsVLANRestore {
                 let tci = UInt16(truncatingIfNeeded: unsafe header.load(fromByteOffset: 32, as: UInt32.self))
-                let tpid = status & Layout.statusVLANTPIDValid != 0
+                let tpid = frame.status & Layout.statusVLANTPIDValid != 0
                     ? unsafe header.load(fromByteOffset: 36, as: UInt16.self) : 0x8100
                 // destination, source | TPID, TCI | EtherType, payload …
-                unsafe scratch.copyMemory(from: header + mac, byteCount: 12)
+                unsafe scratch.copyMemory(from: header + frame.mac, byteCount: 12)
                 unsafe scratch.storeBytes(of: tpid.bigEndian, toByteOffset: 12, as: UInt16.self)
                 unsafe scratch.storeBytes(of: tci.bigEndian, toByteOffset: 14, as: UInt16.self)
-                unsafe (scratch + 16).copyMemory(from: header + mac + 12, byteCount: captured &- 12)
+                unsafe (scratch + 16).copyMemory(from: header + frame.mac + 12, byteCount: frame.captured &- 12)
                 unsafe counters.pointee.vlanTagsRestored &+= 1
-                let buffer = unsafe UnsafeRawBufferPointer(start: scratch, count: captured &+ 4)
-                body(unsafe PacketRecord(bytes: buffer.bytes, originalLength: wireLength &+ 4, timestamp: timestamp,
-                                         linkType: linkType, interfaceIndex: ifindex, direction: direction, flags: flags))
+                let buffer = unsafe UnsafeRawBufferPointer(start: scratch, count: frame.captured &+ 4)
+                body(unsafe frame.record(buffer.bytes, addedBytes: 4))
             } else {
-                let buffer = unsafe UnsafeRawBufferPointer(start: header + mac, count: captured)
-                body(unsafe PacketRecord(bytes: buffer.bytes, originalLength: wireLength, timestamp: timestamp,
-                                         linkType: linkType, interfaceIndex: ifindex, direction: direction, flags: flags))
+                let buffer = unsafe UnsafeRawBufferPointer(start: header + frame.mac, count: frame.captured)
+                body(unsafe frame.record(buffer.bytes))
             }
             delivered &+= 1
             if next == 0 { break }
             offset &+= next
         }
         return delivered
+    }
+
+    /// How many packets ahead of the one delivered `prepare` sees.
+    static var lookahead: Int { 4 }
+
+    /// Whether a `tpacket3_hdr` and the start of its `sockaddr_ll` fit in the block at `offset`.
+    func isPacketHeader(at offset: Int) -> Bool {
+        offset >= Layout.firstPacket && offset &+ Layout.headerLength &+ 12 <= blockSize
+    }
+
+    /// What the `tpacket3_hdr` at `header` (at `offset` in its block) says about its frame.
+    func frameHeader(_ header: UnsafeMutableRawPointer, offset: Int) -> FrameHeader {
+        let seconds = unsafe header.load(fromByteOffset: 4, as: UInt32.self)
+        let nanoseconds = unsafe header.load(fromByteOffset: 8, as: UInt32.self)
+        let snapLength = Int(unsafe header.load(fromByteOffset: 12, as: UInt32.self))
+        let wireLength = Int(unsafe header.load(fromByteOffset: 16, as: UInt32.self))
+        let status = unsafe header.load(fromByteOffset: 20, as: UInt32.self)
+        let mac = Int(unsafe header.load(fromByteOffset: 24, as: UInt16.self))
+        let address = unsafe header + Layout.headerLength
+        let ifindex = Int(unsafe address.load(fromByteOffset: 4, as: Int32.self))
+        let hardwareType = unsafe address.load(fromByteOffset: 8, as: UInt16.self)
+        let packetType = unsafe address.load(fromByteOffset: 10, as: UInt8.self)
+        // Never read past the block, whatever the header says.
+        let captured = max(0, min(snapLength, blockSize &- offset &- mac))
+        let linkType = Self.linkType(hardwareType: hardwareType)
+        let direction = Self.direction(packetType: packetType)
+        let needsVLANRestore = configuration.restoresVLANTags && status & Layout.statusVLANValid != 0
+            && linkType == .ethernet && captured >= 12
+        return FrameHeader(
+            mac: mac, captured: captured, wireLength: wireLength, status: status,
+            timestamp: Timestamp(seconds: UInt64(seconds), nanoseconds: UInt64(nanoseconds)),
+            linkType: linkType, interfaceIndex: ifindex, direction: direction,
+            flags: UInt32(direction.rawValue) | Self.receptionType(packetType: packetType) << 2,
+            needsVLANRestore: needsVLANRestore)
+    }
+
+    /// One frame's `tpacket3_hdr` and `sockaddr_ll`, read and bounded.
+    struct FrameHeader {
+        /// Offset of the frame from its header, and the bytes captured of it within the block.
+        var mac: Int
+        var captured: Int
+        var wireLength: Int
+        var status: UInt32
+        var timestamp: Timestamp
+        var linkType: LinkType
+        var interfaceIndex: Int
+        var direction: PacketDirection
+        var flags: UInt32
+        /// The kernel stripped a VLAN tag that is to be put back before delivery.
+        var needsVLANRestore: Bool
+
+        @_lifetime(copy bytes)
+        func record(_ bytes: RawSpan, addedBytes: Int = 0) -> PacketRecord {
+            PacketRecord(bytes: bytes, originalLength: wireLength &+ addedBytes, timestamp: timestamp,
+                         linkType: linkType, interfaceIndex: interfaceIndex, direction: direction, flags: flags)
+        }
     }
 
     /// The link type of frames from a device of ARPHRD_ type `hardwareType`.
@@ -509,6 +571,25 @@ extension AFPacketSource: CaptureSource {
     public mutating func poll(
         timeoutMilliseconds: Int32, _ body: (borrowing PacketRecord) -> Void
     ) throws(CaptureSourceError) -> Int {
+        try poll(timeoutMilliseconds: timeoutMilliseconds, preparing: false, prepare: { _ in }, body)
+    }
+
+    /// ``poll(timeoutMilliseconds:_:)`` with a look ahead: each packet is first lent to
+    /// `prepare` while the packet ``lookahead`` places before it is lent to `body`, so work on
+    /// it can start early (``FlowTracker/prepare(frame:linkType:decoder:timestamp:wireLength:)``
+    /// decodes it and loads the flow table memory it will touch). Every packet still reaches
+    /// `body`, in order; frames whose VLAN tag is restored skip `prepare`.
+    public mutating func poll(
+        timeoutMilliseconds: Int32, prepare: (borrowing PacketRecord) -> Void,
+        _ body: (borrowing PacketRecord) -> Void
+    ) throws(CaptureSourceError) -> Int {
+        try poll(timeoutMilliseconds: timeoutMilliseconds, preparing: true, prepare: prepare, body)
+    }
+
+    mutating func poll(
+        timeoutMilliseconds: Int32, preparing: Bool, prepare: (borrowing PacketRecord) -> Void,
+        _ body: (borrowing PacketRecord) -> Void
+    ) throws(CaptureSourceError) -> Int {
         if !isReady(currentBlock) {
             guard timeoutMilliseconds != 0 else { return 0 }
             try wait(timeoutMilliseconds: timeoutMilliseconds)
@@ -520,7 +601,7 @@ extension AFPacketSource: CaptureSource {
         var delivered = 0
         var blocks = 0
         while blocks < blockCount, isReady(currentBlock) {
-            delivered &+= deliver(block: currentBlock, body)
+            delivered &+= deliver(block: currentBlock, preparing: preparing, prepare: prepare, body)
             unsafe cpk_store_release_u32(block(currentBlock) + Layout.blockStatus, 0)  // TP_STATUS_KERNEL
             currentBlock = currentBlock &+ 1 == blockCount ? 0 : currentBlock &+ 1
             blocks &+= 1

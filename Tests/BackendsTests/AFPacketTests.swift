@@ -25,11 +25,11 @@ struct CaptureOutcome: Sendable {
     var longestCapture = 0
 }
 
-/// A flow tracker per capture thread, as the node agent runs it.
+/// A flow tracker per capture thread, as the node agent runs it: each packet decoded ahead by
+/// `prepare` while earlier ones are processed.
 struct TrackingWorker: CaptureWorker, ~Copyable {
     var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 4096), sink: CollectingFlowSink())
     let decoder = PacketDecoder()
-    var packet = DecodedPacket()
     var outcome = CaptureOutcome()
     /// When set, packets from this address must be outbound and all others inbound.
     let localAddress: IPAddress?
@@ -40,10 +40,15 @@ struct TrackingWorker: CaptureWorker, ~Copyable {
         self.expectedTag = expectedTag
     }
 
+    mutating func prepare(_ upcoming: borrowing PacketRecord) {
+        tracker.prepare(frame: upcoming.bytes, linkType: upcoming.linkType, decoder: decoder,
+                        timestamp: upcoming.timestamp, wireLength: upcoming.originalLength)
+    }
+
     mutating func process(_ record: borrowing PacketRecord) {
-        decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
-        tracker.process(packet, frame: record.bytes, timestamp: record.timestamp, wireLength: record.originalLength,
-                        interface: record.interfaceIndex)
+        tracker.process(frame: record.bytes, linkType: record.linkType, decoder: decoder, timestamp: record.timestamp,
+                        wireLength: record.originalLength, interface: record.interfaceIndex)
+        let packet = tracker.lastPacket
         switch record.direction {
         case .inbound: outcome.inbound += 1
         case .outbound: outcome.outbound += 1
@@ -155,6 +160,10 @@ struct AFPacketTests {
                 // neighbour discovery leave it (outbound); nothing is unknown.
                 #expect(outcome.inbound + outcome.outbound == Int(outcome.tracker.packets))
                 #expect(outcome.lengthMismatches == 0)
+                // The ring lent every packet to `prepare` first, in order: every decode was
+                // done ahead and used, none given up.
+                #expect(outcome.tracker.preparedPackets == outcome.tracker.packets)
+                #expect(outcome.tracker.preparedDiscarded == 0)
             }
             #expect(report.results.reduce(0) { $0 + Int($1.tracker.packets) } == Int(total.delivered))
         }
@@ -283,6 +292,10 @@ struct AFPacketTests {
         // flow has no VLAN id.
         let po = p.results[0]
         #expect(po.taggedFrames == 0 && p.vlanTagsRestored == [0])
+        // Restored frames share one buffer, so they skip `prepare`; every other packet was
+        // decoded ahead, and nothing prepared was given up.
+        #expect(o.tracker.preparedPackets == o.tracker.packets - 5 && o.tracker.preparedDiscarded == 0)
+        #expect(po.tracker.preparedPackets == po.tracker.packets && po.tracker.preparedDiscarded == 0)
         #expect(po.flows.contains { $0.key.protocolNumber == 17 && $0.key.vlanID == 0 && $0.packets == 5 })
         // Directions: to a's address inbound (PACKET_HOST), from it outbound (PACKET_OUTGOING).
         let icmp = o.flows.filter { $0.key.protocolNumber == 1 }

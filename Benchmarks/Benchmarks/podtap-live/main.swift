@@ -29,6 +29,12 @@ struct Tracking: CaptureWorker, ~Copyable {
                         timestamp: packet.timestamp, wireLength: packet.originalLength)
     }
 
+    mutating func prepare(_ upcoming: borrowing PacketRecord) {
+        guard tracks else { return }
+        tracker.prepare(frame: upcoming.bytes, linkType: upcoming.linkType, decoder: decoder,
+                        timestamp: upcoming.timestamp, wireLength: upcoming.originalLength)
+    }
+
     consuming func finish() -> UInt64 {
         tracker.finish()
         return tracker.currentStatistics.flowsOpened

@@ -36,8 +36,18 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     @usableFromInline var now: UInt64 = 0
     /// Capture time of the last sweep step.
     @usableFromInline var lastSweep: UInt64 = 0
-    /// Where ``process(frame:linkType:decoder:timestamp:wireLength:interface:)`` decodes.
+    /// Where ``process(frame:linkType:decoder:timestamp:wireLength:interface:)`` decodes a
+    /// frame that was not prepared.
     @usableFromInline let scratch: UnsafeMutablePointer<DecodedPacket>
+    /// The packet decoded by the last `process(frame:…)`: `scratch` or a lookahead slot.
+    @usableFromInline var current: UnsafeMutablePointer<DecodedPacket>
+    /// Frames decoded ahead by ``prepare(frame:linkType:decoder:timestamp:wireLength:)``: a ring
+    /// of ``lookaheadSlots`` decoded packets and what identifies their frames.
+    @usableFromInline let ahead: UnsafeMutablePointer<DecodedPacket>
+    @usableFromInline let aheadFrames: UnsafeMutablePointer<PreparedFrame>
+    /// Frames prepared so far, and the oldest of them not yet processed (both only grow).
+    @usableFromInline var aheadHead = 0
+    @usableFromInline var aheadTail = 0
 
     public init(configuration: FlowTrackerConfiguration = .init(), sink: consuming Sink) {
         precondition(configuration.capacity > 0 && configuration.capacity < Int(UInt32.max / 2),
@@ -64,6 +74,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         unsafe fragments.initialize(repeating: FragmentPorts(), count: fragmentSlots)
         scratch = .allocate(capacity: 1)
         unsafe scratch.initialize(to: DecodedPacket())
+        current = scratch
+        ahead = .allocate(capacity: Self.lookaheadSlots)
+        unsafe ahead.initialize(repeating: DecodedPacket(), count: Self.lookaheadSlots)
+        aheadFrames = .allocate(capacity: Self.lookaheadSlots)
+        unsafe aheadFrames.initialize(repeating: PreparedFrame(), count: Self.lookaheadSlots)
     }
 
     deinit {
@@ -73,6 +88,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         unsafe free.deallocate()
         unsafe fragments.deallocate()
         unsafe scratch.deallocate()
+        unsafe ahead.deallocate()
+        unsafe aheadFrames.deallocate()
     }
 
     /// Bytes of the per-packet entry of one flow (the target is at most 128).
@@ -102,30 +119,123 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         interface: Int = 0
     ) {
         unsafe withUnsafePointer(to: packet) { p in
-            unsafe processDecoded(p, frame: frame, timestamp: timestamp, wireLength: wireLength, interface: interface)
+            unsafe processDecoded(p, prepared: nil, frame: frame, timestamp: timestamp, wireLength: wireLength,
+                                  interface: interface)
         }
     }
 
     /// Decodes one frame with `decoder` and counts it: the step every capture loop runs per
-    /// packet. The decoded packet lives in the tracker's own scratch space and is read in place,
-    /// never copied (see ``lastPacket``).
+    /// packet. The decoded packet lives in the tracker's own memory and is read in place, never
+    /// copied (see ``lastPacket``). A frame given to
+    /// ``prepare(frame:linkType:decoder:timestamp:wireLength:)`` before is not decoded again.
     /// - Returns: where decoding stopped early, or nil when every layer present was decoded.
     @inlinable @discardableResult
     public mutating func process(
         frame: RawSpan, linkType: LinkType, decoder: PacketDecoder, timestamp: Timestamp, wireLength: Int,
         interface: Int = 0
     ) -> DecodeError? {
-        unsafe decoder.decode(frame, linkType: linkType, into: &scratch.pointee)
-        unsafe processDecoded(scratch, frame: frame, timestamp: timestamp, wireLength: wireLength, interface: interface)
-        return unsafe scratch.pointee.stop
+        var packet = scratch
+        var prepared: UnsafePointer<PreparedFrame>? = nil
+        if aheadTail != aheadHead {
+            // Normally the oldest prepared frame. Frames prepared before the one found are
+            // given up; when none is this frame (it was not prepared), all are kept.
+            let identity = PreparedFrame(frame, linkType: linkType, timestamp: timestamp, wireLength: wireLength)
+            var n = aheadTail
+            while n != aheadHead {
+                let slot = n & (Self.lookaheadSlots &- 1)
+                if unsafe aheadFrames[slot].isSameFrame(as: identity) {
+                    packet = unsafe ahead + slot
+                    prepared = unsafe UnsafePointer(aheadFrames + slot)
+                    stats.preparedPackets &+= 1
+                    stats.preparedDiscarded &+= UInt64(n &- aheadTail)
+                    aheadTail = n &+ 1
+                    break
+                }
+                n &+= 1
+            }
+        }
+        if packet == scratch {
+            unsafe decoder.decode(frame, linkType: linkType, into: &scratch.pointee)
+        }
+        current = packet
+        unsafe processDecoded(packet, prepared: prepared, frame: frame, timestamp: timestamp, wireLength: wireLength,
+                              interface: interface)
+        return unsafe packet.pointee.stop
     }
 
     /// The packet decoded by the last call of ``process(frame:linkType:decoder:timestamp:wireLength:interface:)``.
-    public var lastPacket: DecodedPacket { unsafe scratch.pointee }
+    public var lastPacket: DecodedPacket { unsafe current.pointee }
 
+    /// How many frames ``prepare(frame:linkType:decoder:timestamp:wireLength:)`` holds at most.
+    public static var lookaheadSlots: Int { 8 }
+
+    /// ``prepare(frame:linkType:decoder:timestamp:wireLength:)`` requests the entries of the
+    /// frame prepared this many calls before (its index slots have had time to arrive).
+    @inlinable static var entryLookahead: Int { 2 }
+
+    /// Decodes a frame that will be processed soon and starts loading the table memory its
+    /// flows will touch, so that memory arrives while the frames before it are processed.
+    ///
+    /// A capture loop that sees its packets in batches (a ring block) calls this for the
+    /// packet two ahead of the one it processes: the index slots of this frame are requested
+    /// now, and the entries of the frame prepared before it (whose index slots arrived in the
+    /// meantime). Processing the same frame later (same bytes at the same address, same length,
+    /// link type, timestamp and wire length) uses this decode. Frames must be processed in the
+    /// order they were prepared, at most ``lookaheadSlots`` ahead, and their bytes must not
+    /// change in between; a frame processed out of order is decoded again, never mixed up.
+    @inlinable
+    public mutating func prepare(
+        frame: RawSpan, linkType: LinkType, decoder: PacketDecoder, timestamp: Timestamp, wireLength: Int
+    ) {
+        let mask = Self.lookaheadSlots &- 1
+        if aheadHead &- aheadTail >= Self.entryLookahead {
+            unsafe prefetchEntries(of: aheadFrames + ((aheadHead &- Self.entryLookahead) & mask))
+        }
+        if aheadHead &- aheadTail == Self.lookaheadSlots {  // the oldest is given up
+            aheadTail &+= 1
+            stats.preparedDiscarded &+= 1
+        }
+        let slot = aheadHead & mask
+        let packet = unsafe ahead + slot
+        unsafe decoder.decode(frame, linkType: linkType, into: &packet.pointee)
+        var prepared = PreparedFrame(frame, linkType: linkType, timestamp: timestamp, wireLength: wireLength)
+        let count = min(unsafe packet.pointee.layerCount, PacketDecoder.maximumNetworkLayers)
+        var i = 0
+        while i < count {
+            let layer = unsafe packet.pointee.layers[i]
+            let hash = FlowKey.normalised(layer, sourcePort: layer.sourcePort, destinationPort: layer.destinationPort)
+                .key.tableHash
+            prepared.hashes[i] = hash
+            unsafe prefetchForReading(index + (Int(hash) & slotMask))
+            i &+= 1
+        }
+        unsafe aheadFrames[slot] = prepared
+        aheadHead &+= 1
+    }
+
+    /// Requests the entries the index slots of a prepared frame point to (both cache lines).
+    @inlinable
+    func prefetchEntries(of prepared: UnsafePointer<PreparedFrame>) {
+        var i = 0
+        while i < PacketDecoder.maximumNetworkLayers {
+            let hash = unsafe prepared.pointee.hashes[i]
+            if hash == 0 { break }
+            let e = unsafe index[Int(hash) & slotMask]
+            if e != 0 {
+                let entry = unsafe UnsafeRawPointer(entries + Int(e &- 1))
+                unsafe prefetchForReading(entry)
+                unsafe prefetchForReading(entry + 64)
+            }
+            i &+= 1
+        }
+    }
+
+    /// Counts a decoded packet; `prepared`, when the packet was decoded by ``prepare(frame:linkType:decoder:timestamp:wireLength:)``,
+    /// holds its layers' hashes.
     @inlinable
     mutating func processDecoded(
-        _ packet: UnsafePointer<DecodedPacket>, frame: RawSpan, timestamp: Timestamp, wireLength: Int, interface: Int
+        _ packet: UnsafePointer<DecodedPacket>, prepared: UnsafePointer<PreparedFrame>?, frame: RawSpan,
+        timestamp: Timestamp, wireLength: Int, interface: Int
     ) {
         stats.packets &+= 1
         if timestamp.nanoseconds > now { now = timestamp.nanoseconds }
@@ -135,7 +245,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
         var i = 0
         while i < count {
-            unsafe update(packet, layerIndex: i, frame: frame, time: timestamp.nanoseconds,
+            let preparedHash = unsafe prepared?.pointee.hashes[i] ?? 0
+            unsafe update(packet, layerIndex: i, preparedHash: preparedHash, frame: frame, time: timestamp.nanoseconds,
                           wireLength: UInt64(wireLength), interface: interface)
             i &+= 1
         }
@@ -162,10 +273,12 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     /// The whole table is checked for timeouts once per this much capture time (2 s).
     @inlinable static var sweepPeriod: UInt64 { 2_000_000_000 }
 
+    /// Counts layer `layerIndex` of `packet` in its flow. `preparedHash` is its key's hash with
+    /// the layer's own ports, when already known (0 otherwise).
     @inlinable
     mutating func update(
-        _ packet: UnsafePointer<DecodedPacket>, layerIndex: Int, frame: RawSpan, time: UInt64, wireLength: UInt64,
-        interface: Int
+        _ packet: UnsafePointer<DecodedPacket>, layerIndex: Int, preparedHash: UInt32, frame: RawSpan, time: UInt64,
+        wireLength: UInt64, interface: Int
     ) {
         let layer = unsafe packet.pointee.layers[layerIndex]
         var sourcePort = layer.sourcePort
@@ -183,11 +296,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 rememberFragment(layer)
             }
         }
-        let (key, direction) = FlowKey.normalised(
-            source: layer.source, sourcePort: sourcePort, destination: layer.destination,
-            destinationPort: destinationPort, protocolNumber: protocolNumber, vlanID: layer.vlanID,
-            tunnel: layer.tunnel, tunnelID: layer.tunnelID)
-        let hash = key.tableHash
+        let (key, direction) = FlowKey.normalised(layer, sourcePort: sourcePort, destinationPort: destinationPort)
+        let hash = preparedHash != 0 && !layer.isLaterFragment ? preparedHash : key.tableHash
         let isTCP = protocolNumber == IPProtocol.tcp && layer.transportOffset >= 0
         let flags = layer.tcpFlags
 
@@ -613,6 +723,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     /// with ``FlowEndReason/tcpFinished`` or ``FlowEndReason/tcpReset``, the rest with
     /// ``FlowEndReason/endOfCapture``.
     public mutating func finish() {
+        stats.preparedDiscarded &+= UInt64(aheadHead &- aheadTail)  // prepared, never processed
+        aheadTail = aheadHead
         for i in 0..<capacity where unsafe entries[i].hash != 0 {
             let reason: FlowEndReason
             switch unsafe entries[i].tcpState {
@@ -637,6 +749,45 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         var s = stats
         s.activeFlows = activeFlows
         return s
+    }
+}
+
+/// What identifies a frame given to ``FlowTracker/prepare(frame:linkType:decoder:timestamp:wireLength:)``,
+/// and the table hashes of its layers' flows (0 past the last).
+@usableFromInline
+struct PreparedFrame {
+    @usableFromInline var address: UInt = 0
+    @usableFromInline var length = 0
+    @usableFromInline var wireLength = 0
+    @usableFromInline var timestamp: UInt64 = 0
+    @usableFromInline var linkType: UInt32 = 0
+    @usableFromInline var hashes: InlineArray<4, UInt32> = [0, 0, 0, 0]
+
+    @inlinable init() {}
+
+    @inlinable
+    init(_ frame: RawSpan, linkType: LinkType, timestamp: Timestamp, wireLength: Int) {
+        address = unsafe frame.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        length = frame.byteCount
+        self.wireLength = wireLength
+        self.timestamp = timestamp.nanoseconds
+        self.linkType = linkType.rawValue
+    }
+
+    @inlinable
+    func isSameFrame(as other: PreparedFrame) -> Bool {
+        address == other.address && length == other.length && timestamp == other.timestamp
+            && wireLength == other.wireLength && linkType == other.linkType
+    }
+}
+
+extension FlowKey {
+    /// The key of `layer`'s flow with the given ports (a later fragment's come from its first).
+    @inlinable
+    static func normalised(_ layer: NetworkLayer, sourcePort: UInt16, destinationPort: UInt16) -> (key: FlowKey, direction: Int) {
+        normalised(source: layer.source, sourcePort: sourcePort, destination: layer.destination,
+                   destinationPort: destinationPort, protocolNumber: layer.protocolNumber, vlanID: layer.vlanID,
+                   tunnel: layer.tunnel, tunnelID: layer.tunnelID)
     }
 }
 

@@ -63,6 +63,10 @@ public struct FlowTrackerStatistics: Sendable, Hashable {
     public var icmpErrorsUnmatched: UInt64 = 0
     /// Later IP fragments whose first fragment was not seen: counted in a flow without ports.
     public var fragmentsWithoutPorts: UInt64 = 0
+    /// Packets whose decode was done ahead by ``FlowTracker/prepare(frame:linkType:decoder:timestamp:wireLength:)``
+    /// and used, and prepared frames given up (processed out of order, too far ahead, or never).
+    public var preparedPackets: UInt64 = 0
+    public var preparedDiscarded: UInt64 = 0
     /// Flows in the table now.
     public var activeFlows: Int = 0
     public init() {}

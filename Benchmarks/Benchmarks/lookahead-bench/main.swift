@@ -1,0 +1,98 @@
+// lookahead-bench: what FlowTracker.prepare (decode ahead, load the flow table's memory early)
+// saves per packet, on the traffic of compare-live.sh's trafgen senders: 64-byte UDP frames
+// whose source port counts through 63,977 values, so every packet hits a different flow and
+// the table's memory is what a packet waits for. The frames sit 128 bytes apart in a 64 MB
+// buffer, as in a TPACKET_V3 ring. Runs each mode alternately and prints ns per packet.
+//
+// usage: lookahead-bench [PACKETS_MILLIONS] [FLOWS] [ROUNDS]
+import CaptureCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let arguments = CommandLine.arguments
+nonisolated(unsafe) let packets = (arguments.count > 1 ? Int(arguments[1]) ?? 20 : 20) * 1_000_000
+nonisolated(unsafe) let flows = arguments.count > 2 ? Int(arguments[2]) ?? 63_977 : 63_977
+let rounds = arguments.count > 3 ? Int(arguments[3]) ?? 3 : 3
+
+let stride = 128
+let frameLength = 64
+let frameCount = (64 << 20) / stride
+nonisolated(unsafe) let buffer = UnsafeMutableRawPointer.allocate(byteCount: frameCount * stride, alignment: 4096)
+defer { buffer.deallocate() }
+
+func writeFrame(_ i: Int) {
+    let f = buffer + i * stride
+    let bytes: [UInt8] = [
+        0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00,  // Ethernet
+        0x45, 0, 0, 50, 0, 0, 0, 0, 1, 17, 0, 0, 10, 250, 0, 2, 10, 250, 0, 1,  // IPv4, 50 bytes
+    ]
+    f.copyMemory(from: bytes, byteCount: bytes.count)
+    let port = UInt16(1024 + i % flows)
+    f.storeBytes(of: port.bigEndian, toByteOffset: 34, as: UInt16.self)
+    f.storeBytes(of: UInt16(9).bigEndian, toByteOffset: 36, as: UInt16.self)
+    f.storeBytes(of: UInt16(30).bigEndian, toByteOffset: 38, as: UInt16.self)
+    f.storeBytes(of: UInt16(0), toByteOffset: 40, as: UInt16.self)
+    (f + 42).initializeMemory(as: UInt8.self, repeating: 0x41, count: frameLength - 42)
+}
+for i in 0..<frameCount { writeFrame(i) }
+
+@_lifetime(immortal)
+func frame(_ n: Int) -> RawSpan {
+    // The frame of packet n: port (1024 + n % flows) as written at slot n % frameCount when the
+    // buffer holds a multiple of `flows` frames; otherwise the ports still cycle through all flows.
+    let buffer = UnsafeRawBufferPointer(start: buffer + (n % frameCount) * stride, count: frameLength)
+    return unsafe _overrideLifetime(buffer.bytes, borrowing: ())
+}
+
+func now() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+}
+
+/// ns per packet over `packets` packets, preparing `distance` packets ahead (0: no prepare).
+func run(distance: Int) -> (Double, UInt64) {
+    var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 65_536), sink: DiscardingFlowSink())
+    let decoder = PacketDecoder()
+    let start = now()
+    var n = 0
+    if distance > 0 {
+        for a in 0..<min(distance, packets) {
+            tracker.prepare(frame: frame(a), linkType: .ethernet, decoder: decoder,
+                            timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: frameLength)
+        }
+    }
+    while n < packets {
+        let a = n &+ distance
+        if distance > 0 && a < packets {
+            tracker.prepare(frame: frame(a), linkType: .ethernet, decoder: decoder,
+                            timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: frameLength)
+        }
+        tracker.process(frame: frame(n), linkType: .ethernet, decoder: decoder,
+                        timestamp: Timestamp(nanoseconds: UInt64(n) &* 1000), wireLength: frameLength)
+        n &+= 1
+    }
+    let elapsed = now() - start
+    let opened = tracker.currentStatistics.flowsOpened
+    return (Double(elapsed) / Double(packets), opened)
+}
+
+let distances = (ProcessInfo.processInfo.environment["DISTANCES"] ?? "0,2,4,6").split(separator: ",").compactMap { Int($0) }
+var results = [Int: [Double]]()
+print("lookahead-bench: \(packets) packets, \(flows) cycling UDP flows, \(frameCount) frames of \(frameLength) B, \(rounds) rounds")
+for _ in 0..<rounds {
+    for d in distances {
+        let (ns, opened) = run(distance: d)
+        precondition(opened == UInt64(min(flows, packets)), "flows opened: \(opened)")
+        results[d, default: []].append(ns)
+    }
+}
+let base = results[0]!.sorted()[results[0]!.count / 2]
+for d in distances {
+    let v = results[d]!.sorted()
+    let median = v[v.count / 2]
+    print(String(format: "prepare distance %d: %6.1f ns/packet (median; runs %@)  %.2fx of no prepare",
+                 d, median, v.map { String(format: "%.1f", $0) }.joined(separator: " "), base / median))
+}
