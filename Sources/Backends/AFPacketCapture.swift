@@ -31,6 +31,9 @@ public protocol CaptureWorker: ~Copyable {
     /// ``FlowTracker/prepare(frame:linkType:decoder:timestamp:wireLength:)``. Optional; the
     /// default does nothing, and a packet may be processed without having been prepared.
     mutating func prepare(_ upcoming: borrowing PacketRecord)
+    /// Whether ``prepare(_:)`` does anything: only then does the source look ahead (reading
+    /// each ring frame's header twice costs a few nanoseconds per packet). Default false.
+    var preparesAhead: Bool { get }
     /// After every poll, also when it timed out (`delivered` 0): a place to expire idle state.
     mutating func pollEnded(delivered: Int)
     /// The capture stopped; called on the worker's thread after the last packet.
@@ -40,6 +43,7 @@ public protocol CaptureWorker: ~Copyable {
 extension CaptureWorker where Self: ~Copyable {
     public mutating func pollEnded(delivered: Int) {}
     public mutating func prepare(_ upcoming: borrowing PacketRecord) {}
+    public var preparesAhead: Bool { false }
 }
 
 /// Captures on one interface with several threads, each polling its own ``AFPacketSource``
@@ -200,9 +204,8 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
             var worker = makeWorker(index)
             while !stopping.flag.load(ordering: .acquiring) {
                 do throws(CaptureSourceError) {
-                    let n = try source.poll(timeoutMilliseconds: pollTimeoutMilliseconds, prepare: { worker.prepare($0) }) {
-                        worker.process($0)
-                    }
+                    let n = try source.poll(timeoutMilliseconds: pollTimeoutMilliseconds, preparing: worker.preparesAhead,
+                                            prepare: { worker.prepare($0) }) { worker.process($0) }
                     worker.pollEnded(delivered: n)
                 } catch {
                     if error.code == .interfaceDown { continue }  // resumes when the interface is up
@@ -213,7 +216,8 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
             // Deliver what the kernel already handed over.
             while error == nil {
                 do throws(CaptureSourceError) {
-                    let n = try source.poll(timeoutMilliseconds: 0, prepare: { worker.prepare($0) }) { worker.process($0) }
+                    let n = try source.poll(timeoutMilliseconds: 0, preparing: worker.preparesAhead,
+                                            prepare: { worker.prepare($0) }) { worker.process($0) }
                     if n == 0 { break }
                     worker.pollEnded(delivered: n)
                 } catch {

@@ -586,6 +586,7 @@ extension AFPacketSource: CaptureSource {
         try poll(timeoutMilliseconds: timeoutMilliseconds, preparing: true, prepare: prepare, body)
     }
 
+    /// `poll` that looks ahead only when `preparing`.
     mutating func poll(
         timeoutMilliseconds: Int32, preparing: Bool, prepare: (borrowing PacketRecord) -> Void,
         _ body: (borrowing PacketRecord) -> Void

@@ -29,8 +29,9 @@ struct Tracking: CaptureWorker, ~Copyable {
                         timestamp: packet.timestamp, wireLength: packet.originalLength)
     }
 
+    var preparesAhead: Bool { tracks }
+
     mutating func prepare(_ upcoming: borrowing PacketRecord) {
-        guard tracks else { return }
         tracker.prepare(frame: upcoming.bytes, linkType: upcoming.linkType, decoder: decoder,
                         timestamp: upcoming.timestamp, wireLength: upcoming.originalLength)
     }
