@@ -123,8 +123,17 @@ start_cap() {
     grep -q "$pat" "$WORK/cap.out" || { log "$1 did not start:"; cat "$WORK/cap.out" >&2; exit 1; }
     sleep 1
 }
+# Whether PID is still running (an exited child stays a zombie until waited for).
+running() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
 stop_cap() {
     if [ "$1" = none ]; then kill -TERM "$CAPPID" 2>/dev/null || true; else kill -INT "$CAPPID" 2>/dev/null || true; fi
+    # A capturer that ignores SIGINT for 10 s is killed (its row then shows no summary)
+    # rather than stalling the whole run.
+    for _ in $(seq 100); do running "$CAPPID" || break; sleep 0.1; done
+    if running "$CAPPID"; then
+        log "capturer $1 did not stop within 10 s of SIGINT; killing it"
+        kill -KILL "$CAPPID" 2>/dev/null || true
+    fi
     wait "$CAPPID" 2>/dev/null || true
     CAPPID=""
 }
