@@ -117,6 +117,17 @@ def main():
                       "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.%d" % (10 + n)},
                                                {"type": "Hostname", "address": "node-%d" % n}]}})
 
+    def controller(namespace, app, kind, labels):
+        """Adds an apps/v1 workload (a Deployment with its ReplicaSet) and returns what its pods name as owner."""
+        if kind == "Deployment":
+            rs = "%s-%s" % (app, suffix(app + "-rs", 10))
+            items.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(app, namespace, "Deployment/%s/%s" % (namespace, app), labels)})
+            items.append({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                          "metadata": meta(rs, namespace, "ReplicaSet/%s/%s" % (namespace, rs), labels, ("Deployment", app, "apps/v1"))})
+            return ("ReplicaSet", rs, "apps/v1")
+        items.append({"apiVersion": "apps/v1", "kind": kind, "metadata": meta(app, namespace, "%s/%s/%s" % (kind, namespace, app), labels)})
+        return (kind, app, "apps/v1")
+
     def pod(ip, namespace, app, owner, ports, ordinal=None):
         node = int(ip.split(".")[2])
         name = "%s-%d" % (app, ordinal) if ordinal is not None else "%s-%s" % (owner[1], suffix(ip))
@@ -135,15 +146,7 @@ def main():
         if not ips:
             continue
         labels = {"app": app}
-        if kind == "Deployment":
-            rs = "%s-%s" % (app, suffix(app + "-rs", 10))
-            items.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(app, namespace, "Deployment/%s/%s" % (namespace, app), labels)})
-            items.append({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                          "metadata": meta(rs, namespace, "ReplicaSet/%s/%s" % (namespace, rs), labels, ("Deployment", app, "apps/v1"))})
-            owner = ("ReplicaSet", rs, "apps/v1")
-        else:
-            items.append({"apiVersion": "apps/v1", "kind": kind, "metadata": meta(app, namespace, "%s/%s/%s" % (kind, namespace, app), labels)})
-            owner = (kind, app, "apps/v1")
+        owner = controller(namespace, app, kind, labels)
         pods = []
         for i, ip in enumerate(ips):
             p = pod(ip, namespace, app, owner, [(port, proto)], i if kind == "StatefulSet" else None)
@@ -171,21 +174,14 @@ def main():
         groups.setdefault(CLIENTS[int(hashlib.sha256(ip.encode()).hexdigest(), 16) % len(CLIENTS)], []).append(ip)
     for (namespace, app, kind), ips in sorted(groups.items()):
         labels = {"app": app}
-        if kind == "Deployment":
-            rs = "%s-%s" % (app, suffix(app + "-rs", 10))
-            items.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(app, namespace, "Deployment/%s/%s" % (namespace, app), labels)})
-            items.append({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                          "metadata": meta(rs, namespace, "ReplicaSet/%s/%s" % (namespace, rs), labels, ("Deployment", app, "apps/v1"))})
-            owners = [("ReplicaSet", rs, "apps/v1")]
-        elif kind == "CronJob":
+        if kind == "CronJob":
             # One Job per run; the Job's controller is the CronJob (CronJobs are not in the List).
             owners = [("Job", "%s-2934%05d" % (app, i), "batch/v1") for i in range(len(ips))]
             for _, job, _ in owners:
                 items.append({"apiVersion": "batch/v1", "kind": "Job",
                               "metadata": meta(job, namespace, "Job/%s/%s" % (namespace, job), labels, ("CronJob", app, "batch/v1"))})
         else:
-            items.append({"apiVersion": "apps/v1", "kind": kind, "metadata": meta(app, namespace, "%s/%s/%s" % (kind, namespace, app), labels)})
-            owners = [(kind, app, "apps/v1")]
+            owners = [controller(namespace, app, kind, labels)]
         for i, ip in enumerate(ips):
             owner = owners[i % len(owners)]
             items.append(pod(ip, namespace, app, owner, []))
