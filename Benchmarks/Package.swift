@@ -47,6 +47,7 @@ for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"]), ("K8sMetaBen
         .executableTarget(
             name: name,
             dependencies: [.product(name: "Benchmark", package: "benchmark")]
+                + (name == "CaptureCoreBenchmarks" ? ["TrafgenFrames"] : [])
                 + modules.map { .product(name: $0, package: podtap) },
             path: "Benchmarks/\(name)",
             swiftSettings: [.enableExperimentalFeature("Lifetimes")],
@@ -55,12 +56,15 @@ for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"]), ("K8sMetaBen
     )
 }
 
+// compare-live's trafgen traffic in memory, for lookahead-bench and CaptureCoreBenchmarks.
+package.targets.append(.target(name: "TrafgenFrames", path: "Benchmarks/TrafgenFrames"))
+
 // FlowTracker.prepare against plain process on compare-live's trafgen traffic (a plain
 // executable, run in release: `swift run -c release lookahead-bench`).
 package.targets.append(
     .executableTarget(
         name: "lookahead-bench",
-        dependencies: [.product(name: "CaptureCore", package: podtap)],
+        dependencies: ["TrafgenFrames", .product(name: "CaptureCore", package: podtap)],
         path: "Benchmarks/lookahead-bench",
         swiftSettings: [.enableExperimentalFeature("Lifetimes")]
     )

@@ -14,6 +14,7 @@
 
 import Benchmark
 import CaptureCore
+import TrafgenFrames
 
 /// No .peakMemoryResident (nor any other OS metric) next to .mallocCountTotal: benchmark 1.38.1
 /// reads its malloc counters first and then /proc/self/{io,stat} (makeOperatingSystemStats, which
@@ -230,60 +231,34 @@ func fillWithDistinctFlows(_ tracker: inout FlowTracker<DiscardingFlowSink>, cou
     }
 }
 
-/// compare-live's trafgen traffic in memory: 64-byte UDP frames from 10.250.0.2 to 10.250.0.1:9
-/// whose source port counts through 63,977 values, 128 bytes apart (as in a TPACKET_V3 ring),
-/// processed with `FlowTracker.prepare` 4 packets ahead. State (position, clock, table) lives
-/// across iterations; the table is filled before measuring.
+/// compare-live's trafgen traffic in memory (``TrafgenFrames``: 63,977 cycling UDP flows, 16 MB of
+/// frames), processed with `FlowTracker.prepare` 4 packets ahead. State (position, clock, table)
+/// lives across iterations; the table is filled before measuring.
 final class TrafgenRing: @unchecked Sendable {
-    static let flows = 63_977
-    static let stride = 128
-    static let frameLength = 64
-    static let frames = 1 << 17  // 16 MB of frames
-    let buffer: UnsafeMutableRawPointer
+    let frames = TrafgenFrames(count: 1 << 17, flows: 63_977)
     var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 65_536), sink: DiscardingFlowSink())
     let decoder = PacketDecoder()
     var next = 0
 
     init() {
-        buffer = .allocate(byteCount: Self.frames * Self.stride, alignment: 4096)
-        let header: [UInt8] = [
-            0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00,
-            0x45, 0, 0, 50, 0, 0, 0, 0, 1, 17, 0, 0, 10, 250, 0, 2, 10, 250, 0, 1,
-        ]
-        for i in 0..<Self.frames {
-            let f = buffer + i * Self.stride
-            f.copyMemory(from: header, byteCount: header.count)
-            f.storeBytes(of: UInt16(1024 + i % Self.flows).bigEndian, toByteOffset: 34, as: UInt16.self)
-            f.storeBytes(of: UInt16(9).bigEndian, toByteOffset: 36, as: UInt16.self)
-            f.storeBytes(of: UInt16(30).bigEndian, toByteOffset: 38, as: UInt16.self)
-            f.storeBytes(of: UInt16(0), toByteOffset: 40, as: UInt16.self)
-            (f + 42).initializeMemory(as: UInt8.self, repeating: 0x41, count: Self.frameLength - 42)
-        }
-        run(count: Self.frames)  // warm up: every flow in the table
-    }
-
-    deinit { buffer.deallocate() }
-
-    @inline(__always)
-    func frame(_ n: Int) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: buffer + (n % Self.frames) * Self.stride, count: Self.frameLength)
+        run(count: frames.count)  // warm up: every flow in the table
     }
 
     @inline(never)
     func run(count: Int) {
         let end = next + count
         for a in next..<(next + 4) {
-            tracker.prepare(frame: frame(a).bytes, linkType: .ethernet, decoder: decoder,
-                            timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: Self.frameLength)
+            tracker.prepare(frame: frames.frame(a).bytes, linkType: .ethernet, decoder: decoder,
+                            timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: TrafgenFrames.frameLength)
         }
         while next < end {
             let a = next &+ 4
-            if next &+ 4 < end {
-                tracker.prepare(frame: frame(a).bytes, linkType: .ethernet, decoder: decoder,
-                                timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: Self.frameLength)
+            if a < end {
+                tracker.prepare(frame: frames.frame(a).bytes, linkType: .ethernet, decoder: decoder,
+                                timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: TrafgenFrames.frameLength)
             }
-            tracker.process(frame: frame(next).bytes, linkType: .ethernet, decoder: decoder,
-                            timestamp: Timestamp(nanoseconds: UInt64(next) &* 1000), wireLength: Self.frameLength)
+            tracker.process(frame: frames.frame(next).bytes, linkType: .ethernet, decoder: decoder,
+                            timestamp: Timestamp(nanoseconds: UInt64(next) &* 1000), wireLength: TrafgenFrames.frameLength)
             next &+= 1
         }
         precondition(tracker.currentStatistics.preparedPackets == UInt64(next), "a prepared decode was not used")

@@ -7,6 +7,7 @@
 // usage: lookahead-bench [PACKETS_MILLIONS] [FLOWS] [ROUNDS]
 import CaptureCore
 import Foundation
+import TrafgenFrames
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,34 +17,12 @@ nonisolated(unsafe) let packets = (arguments.count > 1 ? Int(arguments[1]) ?? 20
 nonisolated(unsafe) let flows = arguments.count > 2 ? Int(arguments[2]) ?? 63_977 : 63_977
 let rounds = arguments.count > 3 ? Int(arguments[3]) ?? 3 : 3
 
-let stride = 128
-let frameLength = 64
-let frameCount = (64 << 20) / stride
-nonisolated(unsafe) let buffer = UnsafeMutableRawPointer.allocate(byteCount: frameCount * stride, alignment: 4096)
-defer { buffer.deallocate() }
-
-func writeFrame(_ i: Int) {
-    let f = buffer + i * stride
-    let bytes: [UInt8] = [
-        0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00,  // Ethernet
-        0x45, 0, 0, 50, 0, 0, 0, 0, 1, 17, 0, 0, 10, 250, 0, 2, 10, 250, 0, 1,  // IPv4, 50 bytes
-    ]
-    f.copyMemory(from: bytes, byteCount: bytes.count)
-    let port = UInt16(1024 + i % flows)
-    f.storeBytes(of: port.bigEndian, toByteOffset: 34, as: UInt16.self)
-    f.storeBytes(of: UInt16(9).bigEndian, toByteOffset: 36, as: UInt16.self)
-    f.storeBytes(of: UInt16(30).bigEndian, toByteOffset: 38, as: UInt16.self)
-    f.storeBytes(of: UInt16(0), toByteOffset: 40, as: UInt16.self)
-    (f + 42).initializeMemory(as: UInt8.self, repeating: 0x41, count: frameLength - 42)
-}
-for i in 0..<frameCount { writeFrame(i) }
+let frames = TrafgenFrames(count: (64 << 20) / TrafgenFrames.stride, flows: flows)
+let frameLength = TrafgenFrames.frameLength
 
 @_lifetime(immortal)
 func frame(_ n: Int) -> RawSpan {
-    // The frame of packet n: port (1024 + n % flows) as written at slot n % frameCount when the
-    // buffer holds a multiple of `flows` frames; otherwise the ports still cycle through all flows.
-    let buffer = UnsafeRawBufferPointer(start: buffer + (n % frameCount) * stride, count: frameLength)
-    return unsafe _overrideLifetime(buffer.bytes, borrowing: ())
+    unsafe _overrideLifetime(frames.frame(n).bytes, borrowing: ())
 }
 
 func now() -> UInt64 {
@@ -81,7 +60,7 @@ func run(distance: Int) -> (Double, UInt64) {
 
 let distances = (ProcessInfo.processInfo.environment["DISTANCES"] ?? "0,2,4,6").split(separator: ",").compactMap { Int($0) }
 var results = [Int: [Double]]()
-print("lookahead-bench: \(packets) packets, \(flows) cycling UDP flows, \(frameCount) frames of \(frameLength) B, \(rounds) rounds")
+print("lookahead-bench: \(packets) packets, \(flows) cycling UDP flows, \(frames.count) frames of \(frameLength) B, \(rounds) rounds")
 for _ in 0..<rounds {
     for d in distances {
         let (ns, opened) = run(distance: d)

@@ -1,0 +1,41 @@
+// The traffic of compare-live.sh's trafgen senders, in memory: 64-byte Ethernet/IPv4/UDP frames
+// from 10.250.0.2 to 10.250.0.1:9 whose source port counts from 1024 through `flows` values, so
+// every packet hits another flow. Frames sit 128 bytes apart, as in a TPACKET_V3 ring.
+// Shared by lookahead-bench and CaptureCoreBenchmarks.
+
+/// A buffer of trafgen frames; frame `n` (any n ≥ 0) has source port 1024 + (n mod count) mod flows.
+public final class TrafgenFrames: @unchecked Sendable {
+    public static let stride = 128
+    public static let frameLength = 64
+    public let count: Int
+    public let flows: Int
+    let buffer: UnsafeMutableRawPointer
+
+    /// `count` frames (`count` × 128 bytes) cycling through `flows` source ports.
+    public init(count: Int, flows: Int) {
+        self.count = count
+        self.flows = flows
+        buffer = .allocate(byteCount: count * Self.stride, alignment: 4096)
+        let header: [UInt8] = [
+            0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00,  // Ethernet
+            0x45, 0, 0, 50, 0, 0, 0, 0, 1, 17, 0, 0, 10, 250, 0, 2, 10, 250, 0, 1,  // IPv4, 50 bytes
+        ]
+        for i in 0..<count {
+            let f = buffer + i * Self.stride
+            f.copyMemory(from: header, byteCount: header.count)
+            f.storeBytes(of: UInt16(1024 + i % flows).bigEndian, toByteOffset: 34, as: UInt16.self)
+            f.storeBytes(of: UInt16(9).bigEndian, toByteOffset: 36, as: UInt16.self)
+            f.storeBytes(of: UInt16(30).bigEndian, toByteOffset: 38, as: UInt16.self)
+            f.storeBytes(of: UInt16(0), toByteOffset: 40, as: UInt16.self)
+            (f + 42).initializeMemory(as: UInt8.self, repeating: 0x41, count: Self.frameLength - 42)
+        }
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// The bytes of frame `n`, valid as long as this object lives.
+    @inline(__always)
+    public func frame(_ n: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: buffer + (n % count) * Self.stride, count: Self.frameLength)
+    }
+}
