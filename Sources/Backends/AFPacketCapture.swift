@@ -25,7 +25,7 @@ public protocol CaptureWorker: ~Copyable {
     associatedtype Result: Sendable
     /// One packet, valid only during the call.
     mutating func process(_ packet: borrowing PacketRecord)
-    /// A packet that ``process(_:)`` will get soon, two or so packets later (valid only during
+    /// A packet that ``process(_:)`` will get soon, a few packets later (valid only during
     /// the call; its bytes stay unchanged until it is processed): a place to start work whose
     /// memory loads would otherwise stall, such as
     /// ``FlowTracker/prepare(frame:linkType:decoder:timestamp:wireLength:)``. Optional; the

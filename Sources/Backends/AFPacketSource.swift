@@ -360,7 +360,8 @@ public struct AFPacketSource: ~Copyable {
         let count = Int(unsafe base.load(fromByteOffset: Layout.packetCount, as: UInt32.self))
         var offset = Int(unsafe base.load(fromByteOffset: Layout.firstPacket, as: UInt32.self))
         var delivered = 0
-        // The packet `prepare` sees next: its number in the block and its offset (0: none left).
+        // The packet `prepare` sees next: its number in the block and its offset (0 when the
+        // last one was prepared, which isPacketHeader rejects).
         var aheadNumber = 0
         var aheadOffset = offset
         while delivered < count, isPacketHeader(at: offset) {
@@ -373,9 +374,7 @@ public struct AFPacketSource: ~Copyable {
                 unsafe prefetchForReading(header + next + 128)
             }
             if preparing {
-                while aheadOffset != 0, aheadNumber <= delivered &+ Self.lookahead, aheadNumber < count,
-                    isPacketHeader(at: aheadOffset)
-                {
+                while aheadNumber <= delivered &+ Self.lookahead, aheadNumber < count, isPacketHeader(at: aheadOffset) {
                     let upcoming = unsafe base + aheadOffset
                     let frame = unsafe frameHeader(upcoming, offset: aheadOffset)
                     if !frame.needsVLANRestore {  // restored frames share one buffer: not ahead

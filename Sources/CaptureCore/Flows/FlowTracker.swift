@@ -176,13 +176,15 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     /// Decodes a frame that will be processed soon and starts loading the table memory its
     /// flows will touch, so that memory arrives while the frames before it are processed.
     ///
-    /// A capture loop that sees its packets in batches (a ring block) calls this for the
-    /// packet two ahead of the one it processes: the index slots of this frame are requested
-    /// now, and the entries of the frame prepared before it (whose index slots arrived in the
-    /// meantime). Processing the same frame later (same bytes at the same address, same length,
-    /// link type, timestamp and wire length) uses this decode. Frames must be processed in the
-    /// order they were prepared, at most ``lookaheadSlots`` ahead, and their bytes must not
-    /// change in between; a frame processed out of order is decoded again, never mixed up.
+    /// A capture loop that sees its packets in batches (a ring block) calls this for a packet
+    /// a few places ahead of the one it processes (AFPacketSource: 4): the index slots of this
+    /// frame are requested now, and the entries of the frame prepared ``entryLookahead`` calls
+    /// before (whose index slots arrived in the meantime). Processing the same frame later
+    /// (same bytes at the same address, same length, link type, timestamp and wire length)
+    /// uses this decode. Frames should be processed in the order they were prepared, fewer
+    /// than ``lookaheadSlots`` ahead, and their bytes must not change in between. Frames that
+    /// were not prepared may come in between; a prepared frame processed out of order, or after
+    /// ``lookaheadSlots`` others were prepared, is decoded again, never mixed up with another.
     @inlinable
     public mutating func prepare(
         frame: RawSpan, linkType: LinkType, decoder: PacketDecoder, timestamp: Timestamp, wireLength: Int
