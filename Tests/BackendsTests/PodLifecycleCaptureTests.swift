@@ -81,7 +81,10 @@ struct PodLifecycleCaptureTests {
         try node.exec(in: gone.namespace, ["ping", "-c", "2", "-i", "0.05", "-W", "1", node.pods[2].address])
         try node.deletePod(gone)
         #expect(eventually(within: 1) { journal.finished.withLock { $0[gone.hostInterface] != nil } })
-        #expect(!journal.lines(containing: "stopped \(gone.hostInterface): the interface was removed").isEmpty)
+        // The supervisor reports after the stop hook returns: wait for the line, too.
+        #expect(eventually(within: 1) {
+            !journal.lines(containing: "stopped \(gone.hostInterface): the interface was removed").isEmpty
+        })
         try node.exec(in: node.pods[2].namespace, ["ping", "-c", "4", "-i", "0.05", "-W", "1", node.pods[0].address])
 
         usleep(200_000)  // let the last blocks retire
