@@ -144,7 +144,7 @@ fi
 TICK=$(getconf CLK_TCK)
 hv_rx() { cat "/sys/class/net/$HV/statistics/rx_packets"; }
 # Packets through an existing interface in either direction (AF_PACKET sees both).
-if_packets() { echo $(( $(cat "/sys/class/net/$HV/statistics/rx_packets") + $(cat "/sys/class/net/$HV/statistics/tx_packets") )); }
+if_packets() { echo $(( $(hv_rx) + $(cat "/sys/class/net/$HV/statistics/tx_packets") )); }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 start_cap() {
@@ -205,38 +205,33 @@ send() { # -> "sent seconds"
     esac
 }
 
-# One table row; also appends "sender<TAB>capturer<TAB>rate<TAB>cpu/M<TAB>drops<TAB>captured%" to
+# One table row; also appends "sender<TAB>capturer<TAB>rate<TAB>cpu/M<TAB>drops" to
 # $WORK/rows for the summary. rate: the send rate, or with -i the interface's packets per second.
 row() { # sender capturer sent secs arrived seen drops cputicks
     awk -v s="$1" -v c="$2" -v sent="$3" -v secs="$4" -v arr="$5" -v seen="${6:-0}" -v d="${7:-0}" \
         -v cpu="$8" -v tick="$TICK" -v iface="$IFACE" -v rows="$WORK/rows" \
         'BEGIN{ if (c == "none") { rate = (secs>0?sent/secs:0)
                     printf "| %s | none (sender alone) | %d | %.0f | %d | - | - | - | - |\n", s, sent, rate, arr
-                    printf "%s\t%s\t%.0f\t-\t-\t-\n", s, c, rate >> rows; exit }
+                    printf "%s\t%s\t%.0f\t-\t-\n", s, c, rate >> rows; exit }
                 cs = cpu / tick; cpm = (seen>0?sprintf("%.2f", cs / (seen/1e6)):"-")
-                pct = (arr>0?sprintf("%.1f%%", 100*seen/arr):"-")
                 if (iface != "") { rate = arr / secs; pct = (seen+d>0?sprintf("%.2f%%", 100*seen/(seen+d)):"-")
                     printf "| %s | %s | - | - | %d (%.0f/s) | %d | %s | %d | %s |\n", s, c, arr, rate, seen, pct, d, cpm }
-                else { rate = (secs>0?sent/secs:0)
+                else { rate = (secs>0?sent/secs:0); pct = (arr>0?sprintf("%.1f%%", 100*seen/arr):"-")
                     printf "| %s | %s | %d | %.0f | %d | %d | %s | %d | %s |\n", s, c, sent, rate, arr, seen, pct, d, cpm }
-                printf "%s\t%s\t%.0f\t%s\t%d\t%s\n", s, c, rate, cpm, d, pct >> rows }'
+                printf "%s\t%s\t%.0f\t%s\t%d\n", s, c, rate, cpm, d >> rows }'
 }
 
 # Mean, lowest and highest per sender and capturer over the rounds, and each capturer's mean
 # send rate over netsniff-ng's under the same sender.
 summary() {
-    local what="send rate (pkt/s)"
-    [ -n "$IFACE" ] && what="on interface (pkt/s)"
+    # With -i there is no netsniff-ng to compare with: no ratio column.
+    local what="send rate (pkt/s)" ratio=" send rate / netsniff-ng's |" rule="---|"
+    [ -n "$IFACE" ] && { what="on interface (pkt/s)"; ratio=""; rule=""; }
     echo
     echo "Summary over $ROUNDS alternating rounds:"
     echo
-    if [ -n "$IFACE" ]; then
-        echo "| sender | capturer | runs | $what mean | lowest – highest | CPU s per M mean | lowest – highest | drops |"
-        echo "|---|---|---|---|---|---|---|---|"
-    else
-        echo "| sender | capturer | runs | $what mean | lowest – highest | CPU s per M mean | lowest – highest | drops | send rate / netsniff-ng's |"
-        echo "|---|---|---|---|---|---|---|---|---|"
-    fi
+    echo "| sender | capturer | runs | $what mean | lowest – highest | CPU s per M mean | lowest – highest | drops |$ratio"
+    echo "|---|---|---|---|---|---|---|---|$rule"
     awk -F'\t' -v iface="$IFACE" '
         { k = $1 "\t" $2; if (!(k in n)) order[++keys] = k; n[k]++; r[k] += $3
           if (!(k in rlo) || $3 < rlo[k]) rlo[k] = $3; if (!(k in rhi) || $3 > rhi[k]) rhi[k] = $3
