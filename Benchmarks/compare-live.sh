@@ -168,7 +168,7 @@ start_cap() {
     [ -n "$IFACE" ] || sleep 1
 }
 # Whether PID is still running (an exited child stays a zombie until waited for).
-running() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+running() { [ -r "/proc/$1/status" ] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"; }
 stop_cap() {
     if [ "$1" = none ]; then kill -TERM "$CAPPID" 2>/dev/null || true; else kill -INT "$CAPPID" 2>/dev/null || true; fi
     # A capturer that ignores SIGINT for 10 s is killed (its row then shows no summary)

@@ -180,9 +180,12 @@ struct FlowTrackerTests {
         #expect(r.tracker.statistics.evictions == 0)
     }
 
-    @Test("Random insert/remove churn keeps every live flow findable (backward-shift deletion)")
-    func churn() {
-        var configuration = FlowTrackerConfiguration(capacity: 256)
+    // Capacities of 1, 5 and 256 leave 31, 29 and 23 bits of each index slot to the hash's
+    // fingerprint; 1 and 5 also evict all the time.
+    @Test("Random insert/remove churn keeps every live flow findable (backward-shift deletion)",
+          arguments: [1, 5, 256])
+    func churn(capacity: Int) {
+        var configuration = FlowTrackerConfiguration(capacity: capacity)
         configuration.timeouts.udp = 50_000_000  // 50 ms
         var h = TrackerHarness(configuration)
         var rng: UInt64 = 42
@@ -197,6 +200,28 @@ struct FlowTrackerTests {
         let total = flows.reduce(0) { $0 + Int($1.packets) }
         #expect(total == packets, "every packet counted in exactly one closed flow")
         #expect(h.tracker.statistics.flowsOpened == h.tracker.statistics.flowsClosed)
+    }
+
+    // A packet of a tracked flow must find that flow's entry, never another's, whatever share
+    // of the index slot the fingerprint gets: 31 bits at capacity 1, 15 at 70,000 (2^17 slots,
+    // so home slots collide), 8 at 2^24 − 1.
+    @Test("Each flow's packets find its own entry, both directions, at every index width",
+          arguments: [1, 5, 256, 70_000, (1 << 24) - 1])
+    func everyFlowFindsItsEntry(capacity: Int) {
+        var h = TrackerHarness(FlowTrackerConfiguration(capacity: capacity))
+        let flows = min(capacity, 3000)
+        let client = { (i: Int) in "10.\(1 + i / 65_536).\(i / 256 % 256).\(i % 256)" }
+        for i in 0..<flows {
+            h.feed(FrameBuilder.udp4(client(i), UInt16(1024 + i % 50_000), Self.s, 53, payload: [1]), atMilliseconds: 1)
+        }
+        for i in (0..<flows).reversed() {
+            h.feed(FrameBuilder.udp4(Self.s, 53, client(i), UInt16(1024 + i % 50_000), payload: [1, 2]), atMilliseconds: 2)
+        }
+        let records = h.finish()
+        #expect(h.tracker.statistics.evictions == 0)
+        #expect(records.count == flows)
+        #expect(records.allSatisfy { $0.packets == 2 && $0.directions[0].packets == 1 && $0.directions[1].packets == 1 })
+        #expect(Set(records.map(\.key)).count == flows)
     }
 
     @Test("ICMP errors are attributed to the flow of the packet they quote")

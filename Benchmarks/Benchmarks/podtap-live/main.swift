@@ -4,6 +4,8 @@
 //   podtap seen=N kernel_drops=D interface_drops=I freezes=Z flows=F threads=T backend=B
 //
 // usage: podtap-live (afpacket|pcap) INTERFACE [THREADS] [--no-track]
+// For A/B experiments: PODTAP_BLOCK_KB and PODTAP_BLOCKS set the ring geometry, and
+// PODTAP_NO_PREPARE=1 turns off FlowTracker.prepare (decode ahead in the ring block).
 import Backends
 import CaptureCore
 import Foundation
@@ -13,6 +15,7 @@ import Glibc
 #endif
 
 let stopRequested = Atomic<Bool>(false)
+let noPrepare = ProcessInfo.processInfo.environment["PODTAP_NO_PREPARE"] == "1"
 
 struct Tracking: CaptureWorker, ~Copyable {
     var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 65_536), sink: DiscardingFlowSink())
@@ -29,7 +32,7 @@ struct Tracking: CaptureWorker, ~Copyable {
                         timestamp: packet.timestamp, wireLength: packet.originalLength)
     }
 
-    var preparesAhead: Bool { tracks }
+    var preparesAhead: Bool { tracks && !noPrepare }
 
     mutating func prepare(_ upcoming: borrowing PacketRecord) {
         tracker.prepare(frame: upcoming.bytes, linkType: upcoming.linkType, decoder: decoder,

@@ -81,6 +81,20 @@ public struct NetworkLayers: Sendable {
 
     @inlinable public init() {}
 
+    /// The address of layer `index` in the layers at `layers`, to read it in place rather than
+    /// copy it out (the flow tracker's per-packet path). - Precondition: `0 <= index < 4`.
+    @inlinable
+    static func address(of index: Int, in layers: UnsafePointer<NetworkLayers>) -> UnsafePointer<NetworkLayer> {
+        let offset: Int? = switch index {
+        case 0: MemoryLayout<NetworkLayers>.offset(of: \.layer0)
+        case 1: MemoryLayout<NetworkLayers>.offset(of: \.layer1)
+        case 2: MemoryLayout<NetworkLayers>.offset(of: \.layer2)
+        case 3: MemoryLayout<NetworkLayers>.offset(of: \.layer3)
+        default: preconditionFailure("network layer index \(index) out of range 0..<4")
+        }
+        return unsafe (UnsafeRawPointer(layers) + offset!).assumingMemoryBound(to: NetworkLayer.self)
+    }
+
     /// Layer `index` (0 is the outermost). - Precondition: `0 <= index < 4`.
     @inlinable public subscript(index: Int) -> NetworkLayer {
         @inline(__always) get {
@@ -147,4 +161,12 @@ public struct DecodedPacket: Sendable {
 
     /// The innermost network layer; only valid when ``layerCount`` > 0.
     @inlinable public var innermost: NetworkLayer { layers[layerCount &- 1] }
+
+    /// The address of layer `index` of the packet at `packet`, read in place. - Precondition: `0 <= index < 4`.
+    @inlinable
+    static func layer(_ index: Int, of packet: UnsafePointer<DecodedPacket>) -> UnsafePointer<NetworkLayer> {
+        let layers = unsafe (UnsafeRawPointer(packet) + MemoryLayout<DecodedPacket>.offset(of: \.layers)!)
+            .assumingMemoryBound(to: NetworkLayers.self)
+        return unsafe NetworkLayers.address(of: index, in: layers)
+    }
 }

@@ -10,8 +10,10 @@ import Glibc
 /// 128-byte entry with everything a packet touches (key, counters, last-seen times, TCP
 /// sequence state), a details record written only on rarer events (first packet of a
 /// direction, TCP handshake and anomalies, ICMP errors, DNS, TLS), and two 4-byte index
-/// slots (open addressing, linear probing, backward-shift deletion). One tracker per capture
-/// thread: it is not thread-safe, and needs no lock.
+/// slots (open addressing, linear probing, backward-shift deletion). A slot holds the entry's
+/// number and, in the bits the number does not need, a fingerprint of the key's hash: a probe
+/// reads only the entry whose fingerprint matches, and the look-ahead requests that one. One
+/// tracker per capture thread: it is not thread-safe, and needs no lock.
 public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     public let configuration: FlowTrackerConfiguration
     public var sink: Sink
@@ -24,9 +26,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     @usableFromInline let capacity: Int
     @usableFromInline var entries: UnsafeMutablePointer<FlowEntry>
     @usableFromInline var details: UnsafeMutablePointer<FlowDetails>
-    /// Open-addressing index (linear probing): entry index + 1, 0 when empty.
+    /// Open-addressing index (linear probing), 0 when empty: entry index + 1 in the bits of
+    /// `entryMask`, the hash's ``fingerprint(_:)`` in the others.
     @usableFromInline var index: UnsafeMutablePointer<UInt32>
     @usableFromInline let slotMask: Int
+    @usableFromInline let entryMask: UInt32
     @usableFromInline var free: UnsafeMutablePointer<UInt32>
     @usableFromInline var freeCount: Int
     @usableFromInline var sweepCursor = 0
@@ -59,6 +63,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         var slots = 16
         while slots < capacity * 2 { slots <<= 1 }
         slotMask = slots - 1
+        let entryBits = UInt32.bitWidth - UInt32(capacity).leadingZeroBitCount  // holds 1...capacity
+        entryMask = entryBits == 32 ? .max : (1 << entryBits) &- 1
         // Zeroed memory from calloc: large tables come straight from the kernel's zero pages,
         // touched only as flows arrive. All-zero is a free entry (hash 0) and empty slot.
         entries = zeroedAllocation(FlowEntry.self, count: capacity)
@@ -204,9 +210,9 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         let count = min(unsafe packet.pointee.layerCount, PacketDecoder.maximumNetworkLayers)
         var i = 0
         while i < count {
-            let layer = unsafe packet.pointee.layers[i]
-            let hash = FlowKey.normalised(layer, sourcePort: layer.sourcePort, destinationPort: layer.destinationPort)
-                .key.tableHash
+            let layer = unsafe DecodedPacket.layer(i, of: packet)
+            let hash = unsafe FlowKey.normalised(layer.pointee, sourcePort: layer.pointee.sourcePort,
+                                                 destinationPort: layer.pointee.destinationPort).key.tableHash
             prepared.hashes[i] = hash
             unsafe prefetchForReading(index + (Int(hash) & slotMask))
             i &+= 1
@@ -215,22 +221,36 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         aheadHead &+= 1
     }
 
-    /// Requests the entries the index slots of a prepared frame point to (both cache lines).
+    /// Requests the entries the index slots of a prepared frame point to (both cache lines):
+    /// along each probe chain, the first entry whose fingerprint matches.
     @inlinable
     func prefetchEntries(of prepared: UnsafePointer<PreparedFrame>) {
         var i = 0
         while i < PacketDecoder.maximumNetworkLayers {
             let hash = unsafe prepared.pointee.hashes[i]
             if hash == 0 { break }
-            let e = unsafe index[Int(hash) & slotMask]
-            if e != 0 {
-                let entry = unsafe UnsafeRawPointer(entries + Int(e &- 1))
-                unsafe prefetchForReading(entry)
-                unsafe prefetchForReading(entry + 64)
+            let fingerprint = fingerprint(hash)
+            var slot = Int(hash) & slotMask
+            var probes = 0
+            while probes < Self.prefetchProbes {
+                let e = unsafe index[slot]
+                if e == 0 { break }
+                if e & ~entryMask == fingerprint {
+                    let entry = unsafe UnsafeRawPointer(entries + Int((e & entryMask) &- 1))
+                    unsafe prefetchForReading(entry)
+                    unsafe prefetchForReading(entry + 64)
+                    break
+                }
+                slot = (slot &+ 1) & slotMask
+                probes &+= 1
             }
             i &+= 1
         }
     }
+
+    /// How far along a probe chain ``prefetchEntries(of:)`` looks (chains at the table's load
+    /// of at most ½ are rarely longer).
+    @inlinable static var prefetchProbes: Int { 8 }
 
     /// Counts a decoded packet; `prepared`, when the packet was decoded by ``prepare(frame:linkType:decoder:timestamp:wireLength:)``,
     /// holds its layers' hashes.
@@ -282,26 +302,26 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         _ packet: UnsafePointer<DecodedPacket>, layerIndex: Int, preparedHash: UInt32, frame: RawSpan, time: UInt64,
         wireLength: UInt64, interface: Int
     ) {
-        let layer = unsafe packet.pointee.layers[layerIndex]
-        var sourcePort = layer.sourcePort
-        var destinationPort = layer.destinationPort
-        let protocolNumber = layer.protocolNumber
-        if layer.isFragment && protocolNumber != IPProtocol.icmp && protocolNumber != IPProtocol.icmpv6 {
-            if layer.isLaterFragment {
-                if let ports = fragmentPorts(layer) {
+        let layer = unsafe DecodedPacket.layer(layerIndex, of: packet)  // read in place, not copied
+        var sourcePort = unsafe layer.pointee.sourcePort
+        var destinationPort = unsafe layer.pointee.destinationPort
+        let protocolNumber = unsafe layer.pointee.protocolNumber
+        if unsafe layer.pointee.isFragment && protocolNumber != IPProtocol.icmp && protocolNumber != IPProtocol.icmpv6 {
+            if unsafe layer.pointee.isLaterFragment {
+                if let ports = unsafe fragmentPorts(layer.pointee) {
                     sourcePort = ports.0
                     destinationPort = ports.1
                 } else {
                     stats.fragmentsWithoutPorts &+= 1
                 }
-            } else if layer.hasPorts {
-                rememberFragment(layer)
+            } else if unsafe layer.pointee.hasPorts {
+                unsafe rememberFragment(layer.pointee)
             }
         }
-        let (key, direction) = FlowKey.normalised(layer, sourcePort: sourcePort, destinationPort: destinationPort)
-        let hash = preparedHash != 0 && !layer.isLaterFragment ? preparedHash : key.tableHash
-        let isTCP = protocolNumber == IPProtocol.tcp && layer.transportOffset >= 0
-        let flags = layer.tcpFlags
+        let (key, direction) = unsafe FlowKey.normalised(layer.pointee, sourcePort: sourcePort, destinationPort: destinationPort)
+        let hash = unsafe preparedHash != 0 && !layer.pointee.isLaterFragment ? preparedHash : key.tableHash
+        let isTCP = unsafe protocolNumber == IPProtocol.tcp && layer.pointee.transportOffset >= 0
+        let flags = unsafe layer.pointee.tcpFlags
 
         guard var r = findOrInsert(key, hash: hash) else {
             stats.rejectedPackets &+= 1
@@ -328,7 +348,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             unsafe e.pointee.reportTick = Self.tick(time)
             unsafe d.pointee.carriesTunnel = layerIndex &+ 1 < packet.pointee.layerCount
             unsafe e.pointee.clientSide = UInt8(guessClientDirection(layer, direction: direction))
-            if layerIndex > 0 && layer.tunnel != .none {
+            if unsafe layerIndex > 0 && layer.pointee.tunnel != .none {
                 unsafe d.pointee.outerSource = packet.pointee.layers[layerIndex &- 1].source
                 unsafe d.pointee.outerDestination = packet.pointee.layers[layerIndex &- 1].destination
             }
@@ -338,7 +358,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             unsafe details[r.index].firstSeen[direction] = time
         }
         unsafe e.pointee.packets[direction] &+= 1
-        unsafe e.pointee.ipBytes[direction] &+= UInt64(layer.ipLength)
+        unsafe e.pointee.ipBytes[direction] &+= UInt64(layer.pointee.ipLength)
         unsafe e.pointee.wireBytes[direction] &+= wireLength
         unsafe e.pointee.lastSeen[direction] = time
 
@@ -358,23 +378,23 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     /// Sender is the client unless the ports say otherwise: the side with the lower port
     /// (servers listen on low and well-known ports; clients use ephemeral ones).
     @inlinable
-    func guessClientDirection(_ layer: NetworkLayer, direction: Int) -> Int {
+    func guessClientDirection(_ layer: UnsafePointer<NetworkLayer>, direction: Int) -> Int {
         let receiver = 1 &- direction
-        if layer.protocolNumber == IPProtocol.tcp && layer.tcpFlags.contains(.syn) {
-            return layer.tcpFlags.contains(.ack) ? receiver : direction
+        if unsafe layer.pointee.protocolNumber == IPProtocol.tcp && layer.pointee.tcpFlags.contains(.syn) {
+            return unsafe layer.pointee.tcpFlags.contains(.ack) ? receiver : direction
         }
-        if layer.protocolNumber == IPProtocol.icmp || layer.protocolNumber == IPProtocol.icmpv6 {
-            return layer.icmpType == 0 || layer.icmpType == 129 ? receiver : direction
+        if unsafe layer.pointee.protocolNumber == IPProtocol.icmp || layer.pointee.protocolNumber == IPProtocol.icmpv6 {
+            return unsafe layer.pointee.icmpType == 0 || layer.pointee.icmpType == 129 ? receiver : direction
         }
-        if layer.hasPorts && layer.sourcePort < layer.destinationPort { return receiver }
+        if unsafe layer.pointee.hasPorts && layer.pointee.sourcePort < layer.pointee.destinationPort { return receiver }
         return direction
     }
 
     @inlinable
     mutating func trackTCP(
-        _ f: UnsafeMutablePointer<FlowEntry>, _ i: Int, _ l: NetworkLayer, direction: Int, time: UInt64, previousLast: UInt64
+        _ f: UnsafeMutablePointer<FlowEntry>, _ i: Int, _ l: UnsafePointer<NetworkLayer>, direction: Int, time: UInt64, previousLast: UInt64
     ) {
-        let flags = l.tcpFlags
+        let flags = unsafe l.pointee.tcpFlags
         unsafe f.pointee.flagsSeen[direction] |= UInt8(truncatingIfNeeded: flags.rawValue)
         let client = Int(unsafe f.pointee.clientSide)
         let state = unsafe f.pointee.tcpState
@@ -431,23 +451,23 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
 
         // Sequence analysis: retransmissions, reordering (RFC 9293 sequence space, wrapping).
-        let segmentLength = l.payloadLength &+ (flags.contains(.syn) ? 1 : 0) &+ (flags.contains(.fin) ? 1 : 0)
+        let segmentLength = unsafe l.pointee.payloadLength &+ (flags.contains(.syn) ? 1 : 0) &+ (flags.contains(.fin) ? 1 : 0)
         let initBit: UInt8 = direction == 0 ? 0x04 : 0x08
         if flags.contains(.rst) {
             // RST carries no data worth analysing.
         } else if unsafe (f.pointee.trackerFlags & initBit) == 0 {
             unsafe f.pointee.trackerFlags |= initBit
-            unsafe f.pointee.nextSequence[direction] = l.sequenceNumber &+ segmentLength
+            unsafe f.pointee.nextSequence[direction] = l.pointee.sequenceNumber &+ segmentLength
         } else if segmentLength > 0 {
             let expected = unsafe f.pointee.nextSequence[direction]
-            let end = l.sequenceNumber &+ segmentLength
-            if Int32(bitPattern: l.sequenceNumber &- expected) >= 0 {
+            let end = unsafe l.pointee.sequenceNumber &+ segmentLength
+            if unsafe Int32(bitPattern: l.pointee.sequenceNumber &- expected) >= 0 {
                 unsafe f.pointee.nextSequence[direction] = end
             } else if Int32(bitPattern: end &- expected) > 0 {
                 // Overlaps what was sent and adds more: a repacketised retransmission.
                 unsafe details[i].retransmissions[direction] &+= 1
                 unsafe f.pointee.nextSequence[direction] = end
-            } else if l.payloadLength <= 1 && l.sequenceNumber == expected &- 1 {
+            } else if unsafe l.pointee.payloadLength <= 1 && l.pointee.sequenceNumber == expected &- 1 {
                 // Keep-alive: one byte (or none) just below the window edge.
             } else {
                 let rtt = UInt64(unsafe details[i].handshakeRTTMicroseconds) &* 1000
@@ -462,7 +482,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         // Zero window: count the transitions to a zero advertised window.
         let zeroBit: UInt8 = direction == 0 ? 0x10 : 0x20
         if !flags.contains(.syn) && !flags.contains(.rst) && !flags.contains(.fin) {
-            if l.window == 0 {
+            if unsafe l.pointee.window == 0 {
                 if unsafe (f.pointee.trackerFlags & zeroBit) == 0 {
                     unsafe f.pointee.trackerFlags |= zeroBit
                     unsafe details[i].zeroWindowEvents[direction] &+= 1
@@ -577,15 +597,26 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     // MARK: Table
 
+    /// The bits of an index slot above `entryMask` for a key with this hash: the high bits of
+    /// a multiplicative mix, independent of the low bits that pick the home slot.
+    @inlinable
+    func fingerprint(_ hash: UInt32) -> UInt32 {
+        UInt32(truncatingIfNeeded: (UInt64(hash) &* 0x9E37_79B9_7F4A_7C15) >> 32) & ~entryMask
+    }
+
     /// Linear probing from `key`'s home slot: its entry index, or the empty slot where it would go.
+    /// Entries are read only where the slot's fingerprint matches.
     @inlinable
     func probe(_ key: FlowKey, hash: UInt32) -> (entry: Int?, slot: Int) {
+        let fingerprint = fingerprint(hash)
         var slot = Int(hash) & slotMask
         while true {
             let e = unsafe index[slot]
             if e == 0 { return (nil, slot) }
-            let i = Int(e &- 1)
-            if unsafe entries[i].hash == hash && entries[i].key == key { return (i, slot) }
+            if e & ~entryMask == fingerprint {
+                let i = Int((e & entryMask) &- 1)
+                if unsafe entries[i].hash == hash && entries[i].key == key { return (i, slot) }
+            }
             slot = (slot &+ 1) & slotMask
         }
     }
@@ -607,7 +638,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             freeCount &-= 1
             let i = Int(unsafe free[freeCount])
             unsafe entries[i] = FlowEntry(key: key, hash: hash)
-            unsafe index[slot] = UInt32(i &+ 1)
+            unsafe index[slot] = fingerprint(hash) | UInt32(i &+ 1)
             return (i, true)
         }
     }
@@ -652,7 +683,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     mutating func remove(_ i: Int) {
         let hash = unsafe entries[i].hash
         var slot = Int(hash) & slotMask
-        while unsafe index[slot] != UInt32(i &+ 1) { slot = (slot &+ 1) & slotMask }
+        while unsafe index[slot] & entryMask != UInt32(i &+ 1) { slot = (slot &+ 1) & slotMask }
         // Backward-shift deletion keeps every probe chain unbroken.
         var hole = slot
         var j = slot
@@ -660,7 +691,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             j = (j &+ 1) & slotMask
             let e = unsafe index[j]
             if e == 0 { break }
-            let home = Int(unsafe entries[Int(e &- 1)].hash) & slotMask
+            let home = Int(unsafe entries[Int((e & entryMask) &- 1)].hash) & slotMask
             let between = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j)
             if between { continue }
             unsafe index[hole] = e
