@@ -64,7 +64,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         while slots < capacity * 2 { slots <<= 1 }
         slotMask = slots - 1
         let entryBits = UInt32.bitWidth - UInt32(capacity).leadingZeroBitCount  // holds 1...capacity
-        entryMask = entryBits == 32 ? .max : (1 << entryBits) &- 1
+        entryMask = (1 << entryBits) &- 1  // capacity < 2^31: at least one fingerprint bit
         // Zeroed memory from calloc: large tables come straight from the kernel's zero pages,
         // touched only as flows arrive. All-zero is a free entry (hash 0) and empty slot.
         entries = zeroedAllocation(FlowEntry.self, count: capacity)
@@ -236,7 +236,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 let e = unsafe index[slot]
                 if e == 0 { break }
                 if e & ~entryMask == fingerprint {
-                    let entry = unsafe UnsafeRawPointer(entries + Int((e & entryMask) &- 1))
+                    let entry = unsafe UnsafeRawPointer(entries + entryNumber(inSlot: e))
                     unsafe prefetchForReading(entry)
                     unsafe prefetchForReading(entry + 64)
                     break
@@ -604,6 +604,10 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         UInt32(truncatingIfNeeded: (UInt64(hash) &* 0x9E37_79B9_7F4A_7C15) >> 32) & ~entryMask
     }
 
+    /// The entry a non-empty index slot points to.
+    @inlinable
+    func entryNumber(inSlot slot: UInt32) -> Int { Int((slot & entryMask) &- 1) }
+
     /// Linear probing from `key`'s home slot: its entry index, or the empty slot where it would go.
     /// Entries are read only where the slot's fingerprint matches.
     @inlinable
@@ -614,7 +618,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             let e = unsafe index[slot]
             if e == 0 { return (nil, slot) }
             if e & ~entryMask == fingerprint {
-                let i = Int((e & entryMask) &- 1)
+                let i = entryNumber(inSlot: e)
                 if unsafe entries[i].hash == hash && entries[i].key == key { return (i, slot) }
             }
             slot = (slot &+ 1) & slotMask
@@ -683,7 +687,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     mutating func remove(_ i: Int) {
         let hash = unsafe entries[i].hash
         var slot = Int(hash) & slotMask
-        while unsafe index[slot] & entryMask != UInt32(i &+ 1) { slot = (slot &+ 1) & slotMask }
+        while unsafe entryNumber(inSlot: index[slot]) != i { slot = (slot &+ 1) & slotMask }
         // Backward-shift deletion keeps every probe chain unbroken.
         var hole = slot
         var j = slot
@@ -691,7 +695,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             j = (j &+ 1) & slotMask
             let e = unsafe index[j]
             if e == 0 { break }
-            let home = Int(unsafe entries[Int((e & entryMask) &- 1)].hash) & slotMask
+            let home = Int(unsafe entries[entryNumber(inSlot: e)].hash) & slotMask
             let between = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j)
             if between { continue }
             unsafe index[hole] = e
