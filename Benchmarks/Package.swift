@@ -57,7 +57,9 @@ for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"]), ("K8sMetaBen
 }
 
 // compare-live's trafgen traffic in memory, for lookahead-bench and CaptureCoreBenchmarks.
-package.targets.append(.target(name: "TrafgenFrames", path: "Benchmarks/TrafgenFrames"))
+package.targets.append(
+    .target(name: "TrafgenFrames", dependencies: [.product(name: "CaptureCore", package: podtap)],
+            path: "Benchmarks/TrafgenFrames"))
 
 // FlowTracker.prepare against plain process on compare-live's trafgen traffic (a plain
 // executable, run in release: `swift run -c release lookahead-bench`).

@@ -244,23 +244,9 @@ final class TrafgenRing: @unchecked Sendable {
         run(count: frames.count)  // warm up: every flow in the table
     }
 
-    @inline(never)
     func run(count: Int) {
-        let end = next + count
-        for a in next..<(next + 4) {
-            tracker.prepare(frame: frames.frame(a).bytes, linkType: .ethernet, decoder: decoder,
-                            timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: TrafgenFrames.frameLength)
-        }
-        while next < end {
-            let a = next &+ 4
-            if a < end {
-                tracker.prepare(frame: frames.frame(a).bytes, linkType: .ethernet, decoder: decoder,
-                                timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: TrafgenFrames.frameLength)
-            }
-            tracker.process(frame: frames.frame(next).bytes, linkType: .ethernet, decoder: decoder,
-                            timestamp: Timestamp(nanoseconds: UInt64(next) &* 1000), wireLength: TrafgenFrames.frameLength)
-            next &+= 1
-        }
+        frames.replay(next..<(next + count), distance: 4, into: &tracker, decoder: decoder)
+        next += count
         precondition(tracker.currentStatistics.preparedPackets == UInt64(next), "a prepared decode was not used")
     }
 }

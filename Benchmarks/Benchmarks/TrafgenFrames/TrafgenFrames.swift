@@ -2,6 +2,7 @@
 // from 10.250.0.2 to 10.250.0.1:9 whose source port counts from 1024 through `flows` values, so
 // every packet hits another flow. Frames sit 128 bytes apart, as in a TPACKET_V3 ring.
 // Shared by lookahead-bench and CaptureCoreBenchmarks.
+import CaptureCore
 
 /// A buffer of trafgen frames; frame `n` (any n ≥ 0) has source port 1024 + (n mod count) mod flows.
 public final class TrafgenFrames: @unchecked Sendable {
@@ -37,5 +38,32 @@ public final class TrafgenFrames: @unchecked Sendable {
     @inline(__always)
     public func frame(_ n: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: buffer + (n % count) * Self.stride, count: Self.frameLength)
+    }
+}
+
+extension TrafgenFrames {
+    /// Frames `range` through `tracker`, as AFPacketSource hands a ring block to a worker: each
+    /// frame `process`ed, and first `prepare`d `distance` frames earlier (0: never prepared).
+    /// Frame n is stamped n µs; frames past the range are not prepared.
+    @inline(never)
+    public func replay(
+        _ range: Range<Int>, distance: Int, into tracker: inout FlowTracker<DiscardingFlowSink>, decoder: PacketDecoder
+    ) {
+        func time(_ n: Int) -> Timestamp { Timestamp(nanoseconds: UInt64(n) &* 1000) }
+        if distance > 0 {
+            for a in range.lowerBound..<min(range.lowerBound &+ distance, range.upperBound) {
+                tracker.prepare(frame: frame(a).bytes, linkType: .ethernet, decoder: decoder, timestamp: time(a),
+                                wireLength: Self.frameLength)
+            }
+        }
+        for n in range {
+            let a = n &+ distance
+            if distance > 0 && a < range.upperBound {
+                tracker.prepare(frame: frame(a).bytes, linkType: .ethernet, decoder: decoder, timestamp: time(a),
+                                wireLength: Self.frameLength)
+            }
+            tracker.process(frame: frame(n).bytes, linkType: .ethernet, decoder: decoder, timestamp: time(n),
+                            wireLength: Self.frameLength)
+        }
     }
 }

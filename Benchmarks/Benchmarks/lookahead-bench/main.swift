@@ -20,11 +20,6 @@ let rounds = arguments.count > 3 ? Int(arguments[3]) ?? 3 : 3
 let frames = TrafgenFrames(count: (64 << 20) / TrafgenFrames.stride, flows: flows)
 let frameLength = TrafgenFrames.frameLength
 
-@_lifetime(immortal)
-func frame(_ n: Int) -> RawSpan {
-    unsafe _overrideLifetime(frames.frame(n).bytes, borrowing: ())
-}
-
 func now() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
@@ -36,23 +31,7 @@ func run(distance: Int) -> (Double, UInt64) {
     var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 65_536), sink: DiscardingFlowSink())
     let decoder = PacketDecoder()
     let start = now()
-    var n = 0
-    if distance > 0 {
-        for a in 0..<min(distance, packets) {
-            tracker.prepare(frame: frame(a), linkType: .ethernet, decoder: decoder,
-                            timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: frameLength)
-        }
-    }
-    while n < packets {
-        let a = n &+ distance
-        if distance > 0 && a < packets {
-            tracker.prepare(frame: frame(a), linkType: .ethernet, decoder: decoder,
-                            timestamp: Timestamp(nanoseconds: UInt64(a) &* 1000), wireLength: frameLength)
-        }
-        tracker.process(frame: frame(n), linkType: .ethernet, decoder: decoder,
-                        timestamp: Timestamp(nanoseconds: UInt64(n) &* 1000), wireLength: frameLength)
-        n &+= 1
-    }
+    frames.replay(0..<packets, distance: distance, into: &tracker, decoder: decoder)
     let elapsed = now() - start
     let opened = tracker.currentStatistics.flowsOpened
     return (Double(elapsed) / Double(packets), opened)
