@@ -24,19 +24,19 @@ package.targets.append(
     .executableTarget(
         name: "podtap-live",
         dependencies: [.product(name: "Backends", package: podtap), .product(name: "CaptureCore", package: podtap)],
-        path: "Benchmarks/podtap-live",
+        path: "Tools/podtap-live",
         swiftSettings: [.enableExperimentalFeature("Lifetimes")]
     )
 )
 
 // K8sMeta index: lookups per second, memory per pod, decoding 10,000 pods (a plain executable,
 // run in release: `swift run -c release k8smeta-bench`).
-package.targets.append(.target(name: "CMallocStats", path: "Benchmarks/CMallocStats"))
+package.targets.append(.target(name: "CMallocStats", path: "Tools/CMallocStats"))
 package.targets.append(
     .executableTarget(
         name: "k8smeta-bench",
         dependencies: ["CMallocStats", .product(name: "K8sMeta", package: podtap), .product(name: "CaptureCore", package: podtap)],
-        path: "Benchmarks/k8smeta-bench",
+        path: "Tools/k8smeta-bench",
         swiftSettings: [.enableExperimentalFeature("Lifetimes")]
     )
 )
@@ -59,7 +59,7 @@ for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"]), ("K8sMetaBen
 // compare-live's trafgen traffic in memory, for lookahead-bench and CaptureCoreBenchmarks.
 package.targets.append(
     .target(name: "TrafgenFrames", dependencies: [.product(name: "CaptureCore", package: podtap)],
-            path: "Benchmarks/TrafgenFrames"))
+            path: "Tools/TrafgenFrames"))
 
 // FlowTracker.prepare against plain process on compare-live's trafgen traffic (a plain
 // executable, run in release: `swift run -c release lookahead-bench`).
@@ -67,7 +67,7 @@ package.targets.append(
     .executableTarget(
         name: "lookahead-bench",
         dependencies: ["TrafgenFrames", .product(name: "CaptureCore", package: podtap)],
-        path: "Benchmarks/lookahead-bench",
+        path: "Tools/lookahead-bench",
         swiftSettings: [.enableExperimentalFeature("Lifetimes")]
     )
 )

@@ -14,6 +14,11 @@ import Glibc
 /// number and, in the bits the number does not need, a fingerprint of the key's hash: a probe
 /// reads only the entry whose fingerprint matches, and the look-ahead requests that one. One
 /// tracker per capture thread: it is not thread-safe, and needs no lock.
+///
+/// The non-mutating helpers that the per-packet path calls (`probe`, `prefetchEntries`,
+/// `guessClientDirection`, …) are `@inline(__always)`: called out of line from a mutating
+/// method, Swift lends them the tracker by copying all of it (about 380 bytes) to the stack
+/// first, once per call.
 public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     public let configuration: FlowTrackerConfiguration
     public var sink: Sink
@@ -223,7 +228,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// Requests the entries the index slots of a prepared frame point to (both cache lines):
     /// along each probe chain, the first entry whose fingerprint matches.
-    @inlinable
+    @inlinable @inline(__always)
     func prefetchEntries(of prepared: UnsafePointer<PreparedFrame>) {
         var i = 0
         while i < PacketDecoder.maximumNetworkLayers {
@@ -377,7 +382,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// Sender is the client unless the ports say otherwise: the side with the lower port
     /// (servers listen on low and well-known ports; clients use ephemeral ones).
-    @inlinable
+    @inlinable @inline(__always)
     func guessClientDirection(_ layer: UnsafePointer<NetworkLayer>, direction: Int) -> Int {
         let receiver = 1 &- direction
         if unsafe layer.pointee.protocolNumber == IPProtocol.tcp && layer.pointee.tcpFlags.contains(.syn) {
@@ -568,7 +573,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         @inlinable init() {}
     }
 
-    @inlinable func fragmentSlot(_ l: NetworkLayer) -> Int {
+    @inlinable @inline(__always) func fragmentSlot(_ l: NetworkLayer) -> Int {
         var h = l.source.low ^ l.destination.low &* 31 ^ UInt64(l.fragmentIdentification) &* 0x9E37_79B9
         h ^= l.source.high ^ l.destination.high ^ UInt64(l.protocolNumber)
         h = (h ^ h >> 29) &* 0xBF58_476D_1CE4_E5B9
@@ -587,7 +592,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         unsafe fragments[fragmentSlot(l)] = e
     }
 
-    @inlinable func fragmentPorts(_ l: NetworkLayer) -> (UInt16, UInt16)? {
+    /// Always inlined, for the reason given at ``prefetchEntries(of:)``.
+    @inlinable @inline(__always) func fragmentPorts(_ l: NetworkLayer) -> (UInt16, UInt16)? {
         let e = unsafe fragments[fragmentSlot(l)]
         guard e.valid, e.identification == l.fragmentIdentification, e.source == l.source,
             e.destination == l.destination, e.protocolNumber == l.protocolNumber
@@ -599,18 +605,18 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// The bits of an index slot above `entryMask` for a key with this hash: the high bits of
     /// a multiplicative mix, independent of the low bits that pick the home slot.
-    @inlinable
+    @inlinable @inline(__always)
     func fingerprint(_ hash: UInt32) -> UInt32 {
         UInt32(truncatingIfNeeded: (UInt64(hash) &* 0x9E37_79B9_7F4A_7C15) >> 32) & ~entryMask
     }
 
     /// The entry a non-empty index slot points to.
-    @inlinable
+    @inlinable @inline(__always)
     func entryNumber(inSlot slot: UInt32) -> Int { Int((slot & entryMask) &- 1) }
 
     /// Linear probing from `key`'s home slot: its entry index, or the empty slot where it would go.
     /// Entries are read only where the slot's fingerprint matches.
-    @inlinable
+    @inlinable @inline(__always)
     func probe(_ key: FlowKey, hash: UInt32) -> (entry: Int?, slot: Int) {
         let fingerprint = fingerprint(hash)
         var slot = Int(hash) & slotMask
@@ -625,7 +631,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func find(_ key: FlowKey, hash: UInt32) -> Int? { probe(key, hash: hash).entry }
 
     /// The entry of `key`, inserted (zeroed) if absent; nil when the table is full and the
@@ -709,7 +715,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     // MARK: Timeouts
 
-    @inlinable
+    @inlinable @inline(__always)
     func timeout(protocolNumber: UInt8, state: TCPState) -> (UInt64, FlowEndReason) {
         let t = configuration.timeouts
         switch protocolNumber {

@@ -4,8 +4,10 @@
 //   podtap seen=N kernel_drops=D interface_drops=I freezes=Z flows=F threads=T backend=B
 //
 // usage: podtap-live (afpacket|pcap) INTERFACE [THREADS] [--no-track]
-// For A/B experiments: PODTAP_BLOCK_KB and PODTAP_BLOCKS set the ring geometry, and
-// PODTAP_NO_PREPARE=1 turns off FlowTracker.prepare (decode ahead in the ring block).
+// For A/B experiments: PODTAP_BLOCK_KB and PODTAP_BLOCKS set the ring geometry,
+// PODTAP_NO_PREPARE=1 turns off FlowTracker.prepare (decode ahead in the ring block),
+// PODTAP_FANOUT=hash|cpu|lb picks the fanout mode with 2+ threads (PODTAP_DEFRAG=0 drops the
+// defrag flag), and PODTAP_PROMISC=1 puts the interface in promiscuous mode as netsniff-ng does.
 import Backends
 import CaptureCore
 import Foundation
@@ -72,10 +74,16 @@ func waitForStop() {
 switch backend {
 case "afpacket":
     var configuration = AFPacketConfiguration(interface: interface)
-    // Ring geometry: PODTAP_BLOCK_KB and PODTAP_BLOCKS override the defaults (for experiments).
+    // Experiments (see the top): ring geometry, promiscuous mode, fanout mode.
     let environment = ProcessInfo.processInfo.environment
     configuration.blockSize = (environment["PODTAP_BLOCK_KB"].flatMap { Int($0) } ?? 1024) << 10
     configuration.blockCount = environment["PODTAP_BLOCKS"].flatMap { Int($0) } ?? 64
+    configuration.promiscuous = environment["PODTAP_PROMISC"] == "1"
+    if threads > 1, let name = environment["PODTAP_FANOUT"] {
+        let modes: [String: AFPacketFanoutMode] = ["hash": .hash, "cpu": .cpu, "lb": .loadBalance]
+        guard let mode = modes[name] else { fail("PODTAP_FANOUT=\(name): use hash, cpu or lb") }
+        configuration.fanout = AFPacketFanout(mode: mode, defragments: environment["PODTAP_DEFRAG"] != "0")
+    }
     let capture: AFPacketCapture<Tracking>
     do {
         capture = try AFPacketCapture(configuration: configuration, threads: threads) { _ in Tracking(tracks: tracks) }
