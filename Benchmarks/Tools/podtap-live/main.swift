@@ -80,8 +80,10 @@ case "afpacket":
     configuration.blockCount = environment["PODTAP_BLOCKS"].flatMap { Int($0) } ?? 64
     configuration.promiscuous = environment["PODTAP_PROMISC"] == "1"
     if threads > 1, let name = environment["PODTAP_FANOUT"] {
-        let modes: [String: AFPacketFanoutMode] = ["hash": .hash, "cpu": .cpu, "lb": .loadBalance]
-        guard let mode = modes[name] else { fail("PODTAP_FANOUT=\(name): use hash, cpu or lb") }
+        let modes: [AFPacketFanoutMode] = [.hash, .cpu, .loadBalance]
+        guard let mode = modes.first(where: { $0.description == name }) else {
+            fail("PODTAP_FANOUT=\(name): use \(modes.map(\.description).joined(separator: ", "))")
+        }
         configuration.fanout = AFPacketFanout(mode: mode, defragments: environment["PODTAP_DEFRAG"] != "0")
     }
     let capture: AFPacketCapture<Tracking>

@@ -354,8 +354,9 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             unsafe d.pointee.carriesTunnel = layerIndex &+ 1 < packet.pointee.layerCount
             unsafe e.pointee.clientSide = UInt8(guessClientDirection(layer, direction: direction))
             if unsafe layerIndex > 0 && layer.pointee.tunnel != .none {
-                unsafe d.pointee.outerSource = packet.pointee.layers[layerIndex &- 1].source
-                unsafe d.pointee.outerDestination = packet.pointee.layers[layerIndex &- 1].destination
+                let outer = unsafe DecodedPacket.layer(layerIndex &- 1, of: packet)
+                unsafe d.pointee.outerSource = outer.pointee.source
+                unsafe d.pointee.outerDestination = outer.pointee.destination
             }
         }
         let previousLast = unsafe e.pointee.lastSeen[direction]
@@ -592,7 +593,6 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         unsafe fragments[fragmentSlot(l)] = e
     }
 
-    /// Always inlined, for the reason given at ``prefetchEntries(of:)``.
     @inlinable @inline(__always) func fragmentPorts(_ l: NetworkLayer) -> (UInt16, UInt16)? {
         let e = unsafe fragments[fragmentSlot(l)]
         guard e.valid, e.identification == l.fragmentIdentification, e.source == l.source,
