@@ -7,7 +7,8 @@
 // For A/B experiments: PODTAP_BLOCK_KB and PODTAP_BLOCKS set the ring geometry,
 // PODTAP_NO_PREPARE=1 turns off FlowTracker.prepare (decode ahead in the ring block),
 // PODTAP_FANOUT=hash|cpu|lb picks the fanout mode with 2+ threads (PODTAP_DEFRAG=0 drops the
-// defrag flag), and PODTAP_PROMISC=1 puts the interface in promiscuous mode as netsniff-ng does.
+// defrag flag), PODTAP_PROMISC=1 puts the interface in promiscuous mode as netsniff-ng does, and
+// PODTAP_DECODE_ONLY=1 decodes every packet without tracking (no flow table, no look-ahead).
 import Backends
 import CaptureCore
 import Foundation
@@ -18,23 +19,31 @@ import Glibc
 
 let stopRequested = Atomic<Bool>(false)
 let noPrepare = ProcessInfo.processInfo.environment["PODTAP_NO_PREPARE"] == "1"
+let decodeOnly = ProcessInfo.processInfo.environment["PODTAP_DECODE_ONLY"] == "1"
 
 struct Tracking: CaptureWorker, ~Copyable {
     var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 65_536), sink: DiscardingFlowSink())
     let decoder = PacketDecoder()
     let tracks: Bool
     var seen: UInt64 = 0
+    var decoded = DecodedPacket()
+    var layers = 0
 
     init(tracks: Bool) { self.tracks = tracks }
 
     mutating func process(_ packet: borrowing PacketRecord) {
         seen &+= 1
         guard tracks else { return }
+        if decodeOnly {
+            decoder.decode(packet.bytes, linkType: packet.linkType, into: &decoded)
+            layers &+= decoded.layerCount
+            return
+        }
         tracker.process(frame: packet.bytes, linkType: packet.linkType, decoder: decoder,
                         timestamp: packet.timestamp, wireLength: packet.originalLength)
     }
 
-    var preparesAhead: Bool { tracks && !noPrepare }
+    var preparesAhead: Bool { tracks && !noPrepare && !decodeOnly }
 
     mutating func prepare(_ upcoming: borrowing PacketRecord) {
         tracker.prepare(frame: upcoming.bytes, linkType: upcoming.linkType, decoder: decoder,
