@@ -37,7 +37,17 @@ func run(distance: Int) -> (Double, UInt64) {
     return (Double(elapsed) / Double(packets), opened)
 }
 
-let distances = (ProcessInfo.processInfo.environment["DISTANCES"] ?? "0,2,4,6").split(separator: ",").compactMap { Int($0) }
+let distanceList = ProcessInfo.processInfo.environment["DISTANCES"] ?? "0,2,4,6"
+var distances: [Int] = []
+for item in distanceList.split(separator: ",", omittingEmptySubsequences: false) {
+    guard let d = Int(item), d >= 0 else {
+        FileHandle.standardError.write(Data("lookahead-bench: DISTANCES must list packet counts ≥ 0, like 0,4 (got \"\(distanceList)\")\n".utf8))
+        exit(2)
+    }
+    if !distances.contains(d) { distances.append(d) }
+}
+// The ratios are to no look-ahead: distance 0 always runs.
+if !distances.contains(0) { distances.insert(0, at: 0) }
 var results = [Int: [Double]]()
 print("lookahead-bench: \(packets) packets, \(flows) cycling UDP flows, \(frames.count) frames of \(frameLength) B, \(rounds) rounds")
 for _ in 0..<rounds {
