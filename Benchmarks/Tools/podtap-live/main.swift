@@ -26,8 +26,8 @@ struct Tracking: CaptureWorker, ~Copyable {
     let decoder = PacketDecoder()
     let tracks: Bool
     var seen: UInt64 = 0
+    /// Where PODTAP_DECODE_ONLY decodes.
     var decoded = DecodedPacket()
-    var layers = 0
 
     init(tracks: Bool) { self.tracks = tracks }
 
@@ -36,7 +36,6 @@ struct Tracking: CaptureWorker, ~Copyable {
         guard tracks else { return }
         if decodeOnly {
             decoder.decode(packet.bytes, linkType: packet.linkType, into: &decoded)
-            layers &+= decoded.layerCount
             return
         }
         tracker.process(frame: packet.bytes, linkType: packet.linkType, decoder: decoder,

@@ -70,8 +70,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         slotMask = slots - 1
         let entryBits = UInt32.bitWidth - UInt32(capacity).leadingZeroBitCount  // holds 1...capacity
         entryMask = (1 << entryBits) &- 1  // capacity < 2^31: at least one fingerprint bit
-        // Zeroed memory from calloc: large tables come straight from the kernel's zero pages,
-        // touched only as flows arrive. All-zero is a free entry (hash 0) and empty slot.
+        // Zeroed anonymous mappings, backed by memory only as flows touch them. All-zero is a
+        // free entry (hash 0) and an empty slot.
         entries = zeroedAllocation(FlowEntry.self, count: capacity)
         details = zeroedAllocation(FlowDetails.self, count: capacity)
         index = zeroedAllocation(UInt32.self, count: slots)
@@ -834,8 +834,8 @@ extension FlowKey {
     }
 }
 
-/// `count` zeroed values of `T` from calloc; traps when memory is exhausted (a capacity the
-/// machine cannot hold is a configuration error).
+/// `count` zeroed values of `T` in an anonymous mapping; traps when memory is exhausted (a
+/// capacity the machine cannot hold is a configuration error).
 func zeroedAllocation<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
     // An anonymous mapping, not calloc: page-aligned, so a 128-byte entry occupies exactly two
     // cache lines (calloc's 16-byte header put every entry across three), and zero pages are
