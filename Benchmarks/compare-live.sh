@@ -35,6 +35,14 @@
 # that arrived at the veth, packets the capturer saw, the drops it reported, and its CPU
 # seconds (user+sys, all threads, from /proc/PID/stat during the blast) per million packets seen.
 # PodTap decodes every packet and tracks flows (FlowTracker) unless -n is given.
+# In a virtual machine the table also shows the CPU time the hypervisor took from the guest
+# during the blast ("stolen", the steal column of /proc/stat, all CPUs). A guest with a
+# virtio-balloon that reports free pages to the host (its "reporting_vq" in /proc/interrupts)
+# hands every capturer's freed memory back to the host over the following seconds, and that
+# work is stolen from whichever run comes next (measured: ~0.5 s of 16 CPU-seconds after
+# netsniff-ng's 2.4 GiB ring, ~5 % of the next run's send rate). So after each capturer stops,
+# the script waits until the reporting has been quiet for 4 s (at most 60 s) before the next
+# capturer starts.
 set -euo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
@@ -146,6 +154,25 @@ hv_rx() { cat "/sys/class/net/$HV/statistics/rx_packets"; }
 # Packets through an existing interface in either direction (AF_PACKET sees both).
 if_packets() { echo $(( $(hv_rx) + $(cat "/sys/class/net/$HV/statistics/tx_packets") )); }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU time the hypervisor took from this machine, all CPUs, in ticks (0 on bare metal).
+steal_ticks() { awk '/^cpu /{print $9 + 0}' /proc/stat; }
+# Free-page reports sent to the host so far (virtio-balloon reporting_vq interrupts), or
+# nothing when the machine has no such device.
+reports() { awk '/reporting_vq/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; found = 1 } END { if (found) print n }' /proc/interrupts; }
+# Waits until free-page reporting has been quiet for 4 s (it runs every 2 s while freed
+# memory is waiting), at most 60 s; returns at once without a reporting device.
+settle() {
+    local last now quiet=0
+    last=$(reports)
+    [ -n "$last" ] || return 0
+    for _ in $(seq 60); do
+        sleep 1
+        now=$(reports)
+        if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; last=$now; fi
+        [ "$quiet" -lt 4 ] || return 0
+    done
+    log "free-page reporting still busy after 60 s; starting the next run anyway"
+}
 
 start_cap() {
     case $1 in
@@ -205,20 +232,21 @@ send() { # -> "sent seconds"
     esac
 }
 
-# One table row; also appends "sender<TAB>capturer<TAB>rate<TAB>cpu/M<TAB>drops" to
+# One table row; also appends "sender<TAB>capturer<TAB>rate<TAB>cpu/M<TAB>drops<TAB>stolen" to
 # $WORK/rows for the summary. rate: the send rate, or with -i the interface's packets per second.
-row() { # sender capturer sent secs arrived seen drops cputicks
+row() { # sender capturer sent secs arrived seen drops cputicks stealticks
     awk -v s="$1" -v c="$2" -v sent="$3" -v secs="$4" -v arr="$5" -v seen="${6:-0}" -v d="${7:-0}" \
-        -v cpu="$8" -v tick="$TICK" -v iface="$IFACE" -v rows="$WORK/rows" \
-        'BEGIN{ if (c == "none") { rate = (secs>0?sent/secs:0)
-                    printf "| %s | none (sender alone) | %d | %.0f | %d | - | - | - | - |\n", s, sent, rate, arr
-                    printf "%s\t%s\t%.0f\t-\t-\n", s, c, rate >> rows; exit }
+        -v cpu="$8" -v st="$9" -v tick="$TICK" -v iface="$IFACE" -v rows="$WORK/rows" \
+        'BEGIN{ stolen = sprintf("%.2f", st / tick)
+                if (c == "none") { rate = (secs>0?sent/secs:0)
+                    printf "| %s | none (sender alone) | %d | %.0f | %d | - | - | - | - | %s |\n", s, sent, rate, arr, stolen
+                    printf "%s\t%s\t%.0f\t-\t-\t%s\n", s, c, rate, stolen >> rows; exit }
                 cs = cpu / tick; cpm = (seen>0?sprintf("%.2f", cs / (seen/1e6)):"-")
                 if (iface != "") { rate = arr / secs; pct = (seen+d>0?sprintf("%.2f%%", 100*seen/(seen+d)):"-")
-                    printf "| %s | %s | - | - | %d (%.0f/s) | %d | %s | %d | %s |\n", s, c, arr, rate, seen, pct, d, cpm }
+                    printf "| %s | %s | - | - | %d (%.0f/s) | %d | %s | %d | %s | %s |\n", s, c, arr, rate, seen, pct, d, cpm, stolen }
                 else { rate = (secs>0?sent/secs:0); pct = (arr>0?sprintf("%.1f%%", 100*seen/arr):"-")
-                    printf "| %s | %s | %d | %.0f | %d | %d | %s | %d | %s |\n", s, c, sent, rate, arr, seen, pct, d, cpm }
-                printf "%s\t%s\t%.0f\t%s\t%d\n", s, c, rate, cpm, d >> rows }'
+                    printf "| %s | %s | %d | %.0f | %d | %d | %s | %d | %s | %s |\n", s, c, sent, rate, arr, seen, pct, d, cpm, stolen }
+                printf "%s\t%s\t%.0f\t%s\t%d\t%s\n", s, c, rate, cpm, d, stolen >> rows }'
 }
 
 # Mean, lowest and highest per sender and capturer over the rounds, and each capturer's mean
@@ -230,57 +258,62 @@ summary() {
     echo
     echo "Summary over $ROUNDS alternating rounds:"
     echo
-    echo "| sender | capturer | runs | $what mean | lowest – highest | CPU s per M mean | lowest – highest | drops |$ratio"
-    echo "|---|---|---|---|---|---|---|---|$rule"
+    echo "| sender | capturer | runs | $what mean | lowest – highest | CPU s per M mean | lowest – highest | drops | CPU stolen s mean |$ratio"
+    echo "|---|---|---|---|---|---|---|---|---|$rule"
     awk -F'\t' -v iface="$IFACE" '
         { k = $1 "\t" $2; if (!(k in n)) order[++keys] = k; n[k]++; r[k] += $3
           if (!(k in rlo) || $3 < rlo[k]) rlo[k] = $3; if (!(k in rhi) || $3 > rhi[k]) rhi[k] = $3
           if ($4 != "-") { cn[k]++; c[k] += $4; if (!(k in clo) || $4 < clo[k]) clo[k] = $4; if (!(k in chi) || $4 > chi[k]) chi[k] = $4 }
-          if ($5 != "-") d[k] += $5 }
+          if ($5 != "-") d[k] += $5
+          st[k] += $6 }
         END { for (i = 1; i <= keys; i++) { k = order[i]; split(k, sc, "\t")
                 ns = sc[1] "\tnetsniff-ng"
                 ratio = (ns in n && sc[2] != "netsniff-ng" && sc[2] != "none") ? sprintf("%.3f", (r[k]/n[k]) / (r[ns]/n[ns])) : "-"
                 cpu = (k in cn) ? sprintf("%.2f", c[k]/cn[k]) : "-"
                 cr = (k in cn) ? sprintf("%.2f – %.2f", clo[k], chi[k]) : "-"
-                printf "| %s | %s | %d | %.0f | %.0f – %.0f | %s | %s | %s |%s\n", sc[1], sc[2], n[k], r[k]/n[k], rlo[k], rhi[k],
-                    cpu, cr, (k in d) ? d[k] : "-", iface != "" ? "" : " " ratio " |" } }' "$WORK/rows"
+                printf "| %s | %s | %d | %.0f | %.0f – %.0f | %s | %s | %s | %.2f |%s\n", sc[1], sc[2], n[k], r[k]/n[k], rlo[k], rhi[k],
+                    cpu, cr, (k in d) ? d[k] : "-", st[k]/n[k], iface != "" ? "" : " " ratio " |" } }' "$WORK/rows"
 }
 
 IFS=, read -r -a CLIST <<< "$CAPS"
 : > "$WORK/rows"
+settle  # the build and the capture generated above freed memory too
 if [ -n "$IFACE" ]; then
     echo "# compare-live: existing interface $HV, no generator, ${DUR} s per run, $(date -u +%F), $(nproc) cores, kernel $(uname -r)${NOTRACK:+, PodTap without decode/track}"
     echo
-    echo "| sender | capturer | sent | send rate (pkt/s) | on interface (rx+tx) in ${DUR} s | captured | captured % (of captured + dropped) | drops reported | capturer CPU s per M packets |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| sender | capturer | sent | send rate (pkt/s) | on interface (rx+tx) in ${DUR} s | captured | captured % (of captured + dropped) | drops reported | capturer CPU s per M packets | CPU stolen s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     for ((round = 1; round <= ROUNDS; round++)); do
         for c in "${CLIST[@]}"; do
             start_cap "$c"
-            p0=$(if_packets); t0=$(cpu_ticks "$CAPPID")
+            p0=$(if_packets); t0=$(cpu_ticks "$CAPPID"); st0=$(steal_ticks)
             sleep "$DUR"
-            p1=$(if_packets); t1=$(cpu_ticks "$CAPPID")
+            p1=$(if_packets); t1=$(cpu_ticks "$CAPPID"); st1=$(steal_ticks)
             stop_cap "$c"
             read -r seen drops < <(cap_summary "$c")
-            row "$HV traffic" "$c" 0 "$DUR" $((p1 - p0)) "$seen" "$drops" $((t1 - t0))
+            row "$HV traffic" "$c" 0 "$DUR" $((p1 - p0)) "$seen" "$drops" $((t1 - t0)) $((st1 - st0))
+            settle
         done
     done
 else
     echo "# compare-live: veth $HV (root ns) <- $NV (netns $NS), ${DUR} s per run, $(date -u +%F), $(nproc) cores, kernel $(uname -r)${NOTRACK:+, PodTap without decode/track}"
     echo
-    echo "| sender | capturer | sent | send rate (pkt/s) | arrived at veth | captured | captured % | drops reported | capturer CPU s per M packets |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| sender | capturer | sent | send rate (pkt/s) | arrived at veth | captured | captured % | drops reported | capturer CPU s per M packets | CPU stolen s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     IFS=, read -r -a SLIST <<< "$SENDERS"
     for s in "${SLIST[@]}"; do
         for ((round = 1; round <= ROUNDS; round++)); do
             for c in "${CLIST[@]}"; do
                 start_cap "$c"
-                rx0=$(hv_rx); t0=$(cpu_ticks "$CAPPID")
+                rx0=$(hv_rx); t0=$(cpu_ticks "$CAPPID"); st0=$(steal_ticks)
                 read -r sent secs < <(send "$s")
+                st1=$(steal_ticks)
                 sleep 2
                 rx1=$(hv_rx); t1=$(cpu_ticks "$CAPPID")
                 stop_cap "$c"
                 read -r seen drops < <(cap_summary "$c")
-                row "$s" "$c" "$sent" "$secs" $((rx1 - rx0)) "$seen" "$drops" $((t1 - t0))
+                row "$s" "$c" "$sent" "$secs" $((rx1 - rx0)) "$seen" "$drops" $((t1 - t0)) $((st1 - st0))
+                settle
             done
         done
     done

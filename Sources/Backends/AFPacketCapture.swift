@@ -1,6 +1,7 @@
 // N capture threads, one AF_PACKET fanout member each, each with its own worker state (a
-// FlowTracker, typically): the kernel's flow hash keeps both directions of a flow on one
-// thread, so no state is shared and nothing is locked per packet.
+// FlowTracker, typically): a symmetric hash of the innermost flow, computed in the kernel by
+// PodTap's fanout program, keeps both directions of a flow on one thread (also inside
+// flannel's VXLAN), so no state is shared and nothing is locked per packet.
 public import CaptureCore
 internal import Synchronization
 #if canImport(Glibc)
@@ -51,7 +52,8 @@ extension CaptureWorker where Self: ~Copyable {
 /// a factory on that thread.
 ///
 /// With more than one thread and no fanout in the configuration, the members join a new group
-/// in ``AFPacketFanoutMode/hash`` mode with IP defragmentation, so a flow stays on one thread.
+/// in ``AFPacketFanoutMode/flow`` mode with IP defragmentation, so a flow stays on one thread
+/// (also a flow inside flannel's VXLAN).
 /// Every member is opened and has joined the group before any keeps a packet (they start with
 /// a filter that drops everything), so no flow is split by a member joining late.
 /// ``stop()`` sets a flag the threads check after each poll, joins them, and returns each
@@ -99,7 +101,7 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
     /// Opens `threads` sources and starts one thread per source.
     /// - Parameters:
     ///   - configuration: the sources' configuration; with `threads > 1` and no fanout, a new
-    ///     hash fanout group (with defragmentation) is created.
+    ///     flow-hash fanout group (with defragmentation) is created.
     ///   - threads: capture threads, 1...1024.
     ///   - pollTimeoutMilliseconds: the longest a thread waits before checking the stop flag;
     ///     also how often ``CaptureWorker/pollEnded(delivered:)`` runs on a quiet interface.
@@ -120,7 +122,7 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
         }
         var configuration = configuration
         if threads > 1, configuration.fanout == nil {
-            configuration.fanout = AFPacketFanout(groupID: nil, mode: .hash, defragments: true)
+            configuration.fanout = AFPacketFanout(groupID: nil, mode: .flow, defragments: true)
         }
         let paused = configuration.fanout != nil
         let stopping = StopFlag(active: threads)

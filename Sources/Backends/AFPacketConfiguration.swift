@@ -4,8 +4,17 @@ public import CaptureCore
 
 /// How packets are spread over the members of a fanout group.
 public enum AFPacketFanoutMode: Sendable, Hashable, CustomStringConvertible {
-    /// By a symmetric hash of the flow (addresses, ports), so both directions of a flow reach
-    /// the same member. The corresponding C constant is `PACKET_FANOUT_HASH`.
+    /// By PodTap's symmetric hash of the innermost flow, which a classic BPF program computes
+    /// in the kernel (`PACKET_FANOUT_CBPF`, see `FlowFanoutProgram`): addresses and ports of
+    /// IPv4 and IPv6 packets, and of the inner IPv4 packet of VXLAN (UDP 4789 and flannel's
+    /// 8472). Both directions of a flow reach the same member, also for flows inside VXLAN,
+    /// whose outer source port differs per direction (it is a hash each sending node makes);
+    /// ``hash`` splits those. The default.
+    case flow
+    /// By the kernel's symmetric hash of the outermost flow (addresses, ports), so both
+    /// directions of a flow reach the same member, except flows inside tunnels whose outer
+    /// ports differ per direction (flannel's VXLAN). The corresponding C constant is
+    /// `PACKET_FANOUT_HASH`.
     case hash
     /// By the CPU the packet arrived on (`PACKET_FANOUT_CPU`).
     case cpu
@@ -17,11 +26,13 @@ public enum AFPacketFanoutMode: Sendable, Hashable, CustomStringConvertible {
         case .hash: 0
         case .loadBalance: 1
         case .cpu: 2
+        case .flow: 6  // PACKET_FANOUT_CBPF
         }
     }
 
     public var description: String {
         switch self {
+        case .flow: "flow"
         case .hash: "hash"
         case .cpu: "cpu"
         case .loadBalance: "lb"
@@ -41,7 +52,7 @@ public struct AFPacketFanout: Sendable, Hashable {
     /// reaches the member that gets its flow (`PACKET_FANOUT_FLAG_DEFRAG`).
     public var defragments: Bool
 
-    public init(groupID: UInt16? = nil, mode: AFPacketFanoutMode = .hash, defragments: Bool = true) {
+    public init(groupID: UInt16? = nil, mode: AFPacketFanoutMode = .flow, defragments: Bool = true) {
         self.groupID = groupID
         self.mode = mode
         self.defragments = defragments

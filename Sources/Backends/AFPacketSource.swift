@@ -277,6 +277,7 @@ public struct AFPacketSource: ~Copyable {
                     throw CaptureSourceError(.system, operation: "getsockopt(PACKET_FANOUT)", errno: e, message: errorText(e))
                 }
                 groupID = UInt16(truncatingIfNeeded: current)
+                if fanout.mode == .flow { try attachFanoutProgram(FlowFanoutProgram.instructions, to: fd) }
             }
             return unsafe OpenedSocket(descriptor: fd, ring: mapped, interfaceIndex: Int(ifindex), fanoutGroupID: groupID)
         } catch {
@@ -286,19 +287,31 @@ public struct AFPacketSource: ~Copyable {
         }
     }
 
+    /// Gives the fanout group its classic BPF program (`PACKET_FANOUT_DATA`, for
+    /// `PACKET_FANOUT_CBPF`); every member sets the same one.
+    static func attachFanoutProgram(_ program: [PacketFilter.Instruction], to fd: Int32) throws(CaptureSourceError) {
+        let e = setProgram(program, on: fd, level: SOL_PACKET, option: 22 /* PACKET_FANOUT_DATA */)
+        guard e == 0 else {
+            throw CaptureSourceError(.system, operation: "setsockopt(PACKET_FANOUT_DATA)", errno: e,
+                                     message: "the kernel refused the flow fanout program: \(errorText(e))")
+        }
+    }
+
     /// Attaches a classic BPF program (SO_ATTACH_FILTER); replaces the previous one atomically.
     static func attach(_ filter: PacketFilter, to fd: Int32) throws(CaptureSourceError) {
-        var instructions = filter.instructions.map {
-            sock_filter(code: $0.code, jt: $0.jumpIfTrue, jf: $0.jumpIfFalse, k: $0.k)
-        }
-        let rc = unsafe instructions.withUnsafeMutableBufferPointer { buffer in
-            var program = unsafe sock_fprog(len: UInt16(clamping: buffer.count), filter: buffer.baseAddress)
-            return unsafe setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, socklen_t(MemoryLayout<sock_fprog>.size))
-        }
-        guard rc == 0 else {
-            let e = errno
+        let e = setProgram(filter.instructions, on: fd, level: SOL_SOCKET, option: SO_ATTACH_FILTER)
+        guard e == 0 else {
             throw CaptureSourceError(.invalidFilter, operation: "setsockopt(SO_ATTACH_FILTER)", errno: e,
                                      message: "the kernel rejected the \(filter.instructions.count)-instruction program for \"\(filter.expression)\": \(errorText(e))")
+        }
+    }
+
+    /// `setsockopt` with a classic BPF program (`struct sock_fprog`): 0, or the call's errno.
+    private static func setProgram(_ program: [PacketFilter.Instruction], on fd: Int32, level: Int32, option: Int32) -> Int32 {
+        var instructions = program.map { sock_filter(code: $0.code, jt: $0.jumpIfTrue, jf: $0.jumpIfFalse, k: $0.k) }
+        return unsafe instructions.withUnsafeMutableBufferPointer { buffer in
+            var fprog = unsafe sock_fprog(len: UInt16(clamping: buffer.count), filter: buffer.baseAddress)
+            return unsafe setsockopt(fd, level, option, &fprog, socklen_t(MemoryLayout<sock_fprog>.size)) == 0 ? 0 : errno
         }
     }
 

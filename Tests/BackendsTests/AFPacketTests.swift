@@ -108,7 +108,7 @@ func runStandardTraffic(_ traffic: NodeTraffic) throws {
 
 @Suite("AF_PACKET TPACKET_V3 capture (real kernel)")
 struct AFPacketTests {
-    @Test("cni0 in the node namespace: 1 thread and 2 hash-fanout threads see every flow exactly, each flow on one thread")
+    @Test("cni0 in the node namespace: 1 thread and 2 flow-fanout threads see every flow exactly, each flow on one thread")
     func bridgeCaptureOneAndTwoThreads() throws {
         let node = try SimulatedNode(podCount: 4)
         defer { node.remove() }
@@ -122,7 +122,7 @@ struct AFPacketTests {
             TrackingWorker(preparing: false)
         }
         #expect(single.configuration.fanout == nil)
-        #expect(fanout.configuration.fanout?.mode == .hash && fanout.configuration.fanout?.defragments == true)
+        #expect(fanout.configuration.fanout?.mode == .flow && fanout.configuration.fanout?.defragments == true)
         #expect(fanout.configuration.fanout?.groupID != nil)
         try runStandardTraffic(traffic)
         let one = single.stop(), two = fanout.stop()
@@ -181,6 +181,132 @@ struct AFPacketTests {
             #expect(report.results.reduce(0) { $0 + Int($1.tracker.packets) } == Int(total.delivered))
         }
     }
+
+    @Test("Flow fanout keeps both directions of a flow inside flannel's VXLAN on one thread; the kernel's hash splits them",
+          arguments: [(AFPacketFanoutMode.flow, false), (.hash, false), (.flow, true)])
+    func vxlanFlowsStayOnOneThread(mode: AFPacketFanoutMode, tagged: Bool) throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let a = node.pods[0], b = node.pods[1]
+        var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(a.namespace))
+        config.fanout = AFPacketFanout(mode: mode)
+        let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
+            TrackingWorker()
+        }
+        // Flannel-style VXLAN frames (UDP 8472, VNI 1) between pods a and b: 32 inner TCP
+        // flows, 3 packets each way, each direction in outer packets with its own source port,
+        // as two nodes with different hash seeds send them. Pod a writes one direction (the
+        // capture sees it leave, link header included), pod b the other (it arrives, link
+        // header already taken off), step by step, so each flow's handshake comes in order.
+        // Tagged: every frame carries 802.1Q tag 100, which pod a's eth0 takes out of the
+        // frames it receives but not of those it sends.
+        let flows = 32, packets = 3
+        func macAddress(_ pod: SimulatedNode.Pod) throws -> String {
+            try node.exec(in: pod.namespace, ["cat", "/sys/class/net/eth0/address"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let macA = try macAddress(a), macB = try macAddress(b)
+        for step in 0..<2 * packets {
+            let (from, to) = step % 2 == 0 ? (a, macB) : (b, macA)
+            try node.exec(in: from.namespace,
+                          ["python3", "-c", Self.vxlanSender, to, "\(flows)", "\(packets)", "\(step)", tagged ? "100" : "0"])
+        }
+        usleep(100_000)
+        let report = capture.stop()
+        #expect(report.errors.allSatisfy { $0 == nil })
+        #expect(report.total.droppedByKernel == 0)
+
+        // The inner flows each thread tracked (tunnel kind VXLAN), with its packets per direction.
+        let perThread = report.results.map { outcome in
+            outcome.flows.filter { $0.key.tunnel == .vxlan && $0.key.protocolNumber == 6 }
+        }
+        let keys = perThread.map { Set($0.map(\.key)) }
+        #expect(keys[0].union(keys[1]).count == flows)
+        let split = keys[0].intersection(keys[1]).count
+        print("fanout \(mode)\(tagged ? ", tagged" : ""): inner flows on thread 0: \(keys[0].count), thread 1: \(keys[1].count), on both: \(split)")
+        // The plain IPv6 flows.
+        let perThread6 = report.results.map { outcome in
+            outcome.flows.filter { $0.key.tunnel == .none && $0.key.protocolNumber == 6 && !$0.key.a.isIPv4 }
+        }
+        let keys6 = perThread6.map { Set($0.map(\.key)) }
+        #expect(keys6[0].union(keys6[1]).count == flows)
+        // The tag was on the frames both ways (inner VXLAN flows key on the inner frame's
+        // VLAN, so the plain flows show it).
+        #expect(keys6[0].union(keys6[1]).allSatisfy { $0.vlanID == (tagged ? 100 : 0) })
+        switch mode {
+        case .flow:
+            // Each flow whole on one thread, both directions complete; both threads used.
+            #expect(split == 0)
+            #expect(!keys[0].isEmpty && !keys[1].isEmpty)
+            for record in perThread.joined() {
+                #expect(record.directions[0].packets == UInt64(packets) && record.directions[1].packets == UInt64(packets),
+                        "\(record.key)")
+                #expect(record.clientFromHandshake && record.tcpState == .established, "\(record.key)")
+            }
+            #expect(keys6[0].isDisjoint(with: keys6[1]))
+            #expect(!keys6[0].isEmpty && !keys6[1].isEmpty)
+            for record in perThread6.joined() {
+                #expect(record.directions[0].packets == UInt64(packets) && record.directions[1].packets == UInt64(packets),
+                        "\(record.key)")
+            }
+        default:
+            // The kernel hashes the outer 5-tuple, whose source port differs per direction:
+            // with 32 flows, some land half on each thread (all 32 together: 1 in 2^32).
+            #expect(split > 0)
+        }
+    }
+
+    /// Sends step S of a scripted exchange out of eth0 to the given MAC. Exchange: for each of
+    /// N inner TCP flows 10.244.1.(i+2):(40000+i) <-> 10.244.2.9:80 in VXLAN (UDP 8472, VNI 1),
+    /// a SYN, SYN-ACK, ACK, then data, alternating directions, P packets each way (P ≥ 2);
+    /// outer packets 192.0.2.1 -> 192.0.2.2 from source port 30000+7i one way,
+    /// 192.0.2.2 -> 192.0.2.1 from 50000+13i back. Then N plain IPv6 TCP flows
+    /// fd00::1:(i+2):(40000+i) <-> fd00::2:9:80, P data packets each way. Even steps go
+    /// from the first endpoint, odd ones back. A VLAN id V other than 0 puts an 802.1Q tag
+    /// with it in every frame: argv = destination MAC, N, P, S, V.
+    static let vxlanSender = """
+        import socket, struct, sys
+        dst, n, p, step, vlan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("eth0", 0))
+        src = s.getsockname()[4]
+        head = bytes.fromhex(dst.replace(":", "")) + src + (struct.pack("!HH", 0x8100, vlan) if vlan else b"")
+        def ip4(proto, a, b, payload):
+            h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
+                            socket.inet_aton(a), socket.inet_aton(b))
+            c = sum(struct.unpack("!10H", h)); c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
+            return h[:10] + struct.pack("!H", ~c & 0xffff) + h[12:] + payload
+        def tcp(sp, dp, seq, ack, flags, data):
+            return struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
+        for i in range(n):
+            pod, peer, sport = "10.244.1.%d" % (i + 2), "10.244.2.9", 40000 + i
+            steps = [(0, 0x02, b""), (1, 0x12, b""), (0, 0x10, b"")]
+            steps += [(1 - k % 2, 0x18, b"d" * 10) for k in range(2 * p - 3)]
+            cseq, sseq = 1000, 5000
+            for k, (d, flags, data) in enumerate(steps):
+                if d == 0:
+                    inner = ip4(6, pod, peer, tcp(sport, 80, cseq, sseq if flags != 0x02 else 0, flags, data))
+                    cseq += len(data) + (1 if flags == 0x02 else 0)
+                    oa, ob, osp = "192.0.2.1", "192.0.2.2", 30000 + 7 * i
+                else:
+                    inner = ip4(6, peer, pod, tcp(80, sport, sseq, cseq, flags, data))
+                    sseq += len(data) + (1 if flags == 0x12 else 0)
+                    oa, ob, osp = "192.0.2.2", "192.0.2.1", 50000 + 13 * i
+                if k != step:
+                    continue
+                frame = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02\\x08\\x00" + inner
+                vx = struct.pack("!BxxxI", 0x08, 1 << 8) + frame
+                udp = struct.pack("!HHHH", osp, 8472, 8 + len(vx), 0) + vx
+                s.send(head + b"\\x08\\x00" + ip4(17, oa, ob, udp))
+        for i in range(n):
+            pod, peer, sport = "fd00::1:%x" % (i + 2), "fd00::2:9", 40000 + i
+            d = step % 2
+            seg = tcp(sport, 80, 1000 + step, 0, 0x18, b"s" * 10) if d == 0 else tcp(80, sport, 5000 + step, 0, 0x18, b"s" * 10)
+            sa, da = (pod, peer) if d == 0 else (peer, pod)
+            ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(seg), 6, 64,
+                              socket.inet_pton(socket.AF_INET6, sa), socket.inet_pton(socket.AF_INET6, da)) + seg
+            s.send(head + b"\\x86\\xdd" + ip6)
+        """
 
     @Test("A pod's eth0 captured from inside its namespace: only that pod's flows, directions right")
     func podNamespaceCapture() throws {

@@ -6,7 +6,7 @@
 // usage: podtap-live (afpacket|pcap) INTERFACE [THREADS] [--no-track]
 // For A/B experiments: PODTAP_BLOCK_KB and PODTAP_BLOCKS set the ring geometry,
 // PODTAP_NO_PREPARE=1 turns off FlowTracker.prepare (decode ahead in the ring block),
-// PODTAP_FANOUT=hash|cpu|lb picks the fanout mode with 2+ threads (PODTAP_DEFRAG=0 drops the
+// PODTAP_FANOUT=flow|hash|cpu|lb picks the fanout mode with 2+ threads (default flow; PODTAP_DEFRAG=0 drops the
 // defrag flag), PODTAP_PROMISC=1 puts the interface in promiscuous mode as netsniff-ng does, and
 // PODTAP_DECODE_ONLY=1 decodes every packet without tracking (no flow table, no look-ahead).
 import Backends
@@ -88,7 +88,7 @@ case "afpacket":
     configuration.blockCount = environment["PODTAP_BLOCKS"].flatMap { Int($0) } ?? 64
     configuration.promiscuous = environment["PODTAP_PROMISC"] == "1"
     if threads > 1, let name = environment["PODTAP_FANOUT"] {
-        let modes: [AFPacketFanoutMode] = [.hash, .cpu, .loadBalance]
+        let modes: [AFPacketFanoutMode] = [.flow, .hash, .cpu, .loadBalance]
         guard let mode = modes.first(where: { $0.description == name }) else {
             fail("PODTAP_FANOUT=\(name): use \(modes.map(\.description).joined(separator: ", "))")
         }

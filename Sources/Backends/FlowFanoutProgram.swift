@@ -1,0 +1,245 @@
+// The classic BPF program behind AFPacketFanoutMode.flow: the kernel runs it once per packet
+// (PACKET_FANOUT_CBPF) and sends the packet to member (return value % members).
+
+/// A symmetric hash of a packet's innermost flow, as a classic BPF program for
+/// `PACKET_FANOUT_CBPF`.
+///
+/// - IPv4 and IPv6: source XOR destination address, and for TCP, UDP and SCTP source XOR
+///   destination port (IPv4 fragments and IPv6 packets with extension headers: addresses only;
+///   the fanout's defragmentation flag reassembles IPv4 datagrams before the program runs).
+/// - VXLAN over IPv4 (UDP destination port 4789, or flannel's 8472) carrying IPv4: the inner
+///   packet's addresses and ports instead. The outer source port of a VXLAN packet is a hash
+///   of the inner flow made on the sending node, so the two directions of one inner flow
+///   travel in outer packets with different source ports; a hash that includes them
+///   (`PACKET_FANOUT_HASH`) can send the two directions to different members.
+/// - Other tunnels on UDP (Geneve 6081, VXLAN over IPv6, VXLAN carrying IPv6): the outer
+///   addresses only, so they stay together too.
+/// - Anything else (ARP, QinQ frames whose inner tag is still in the payload): member 0.
+///
+/// XOR is symmetric, so both directions of a flow get the same value; a multiply-xorshift
+/// mix spreads it over the low bits the kernel's modulo uses. The kernel runs fanout programs
+/// on received packets after the link header was pulled and on sent ones before, so the
+/// program finds the network header itself (the packet type and device type come from the
+/// packet's metadata); received VLAN tags are already out of the frame, sent ones may not be.
+/// Every load is relative to that offset and goes through the kernel's load helper, which
+/// also reads headers that sit in page fragments rather than the linear part (packets from a
+/// TX ring, zero-copy sends). A load past the end of a truncated packet ends the program with
+/// 0: member 0.
+enum FlowFanoutProgram {
+    static let instructions: [PacketFilter.Instruction] = {
+        var a = Assembler()
+        // Where the network header starts: received packets reach the fanout with the link
+        // header already pulled (offset 0), sent ones with it (14 bytes on Ethernet and
+        // loopback, plus any 802.1Q/802.1ad tags still in the frame; 0 on IP-only devices).
+        // At "dispatch": X = that offset, A = the EtherType.
+        a.load(.word, absolute: ancillary(4))  // SKF_AD_PKTTYPE
+        a.jumpIfEqual(4, then: "sent", else: "received")  // PACKET_OUTGOING
+        a.label("sent")
+        a.load(.word, absolute: ancillary(28))  // SKF_AD_HATYPE
+        a.jumpIfEqual(anyOf: [1, 772], then: "ethernet", else: "received")  // ARPHRD_ETHER, _LOOPBACK
+        a.label("ethernet")
+        // EtherType after 0, 1 or 2 VLAN tags (a third counts as the EtherType: member 0).
+        for tags: UInt32 in 0..<2 {
+            a.load(.half, absolute: 12 + 4 * tags)
+            a.jumpIfVLAN(then: "tags-\(tags + 1)", else: "tags-\(tags)-only")
+            a.label("tags-\(tags)-only")
+            a.loadImmediateX(14 + 4 * tags)
+            a.jump("dispatch")
+            a.label("tags-\(tags + 1)")
+        }
+        a.load(.half, absolute: 12 + 4 * 2)
+        a.loadImmediateX(14 + 4 * 2)
+        a.jump("dispatch")
+        // Received, or sent on a device without a link header.
+        a.label("received")
+        a.loadImmediateX(0)
+        a.load(.half, absolute: ancillary(0))  // SKF_AD_PROTOCOL
+
+        a.label("dispatch")
+        a.jumpIfEqual(0x0800, then: "v4", else: "not-v4")
+        a.label("not-v4")
+        a.jumpIfEqual(0x86dd, then: "v6", else: "other")
+
+        // IPv4: M[0] = source ^ destination.
+        a.label("v4")
+        a.xorWords(plusX: [12, 16])
+        a.store(0)
+        a.load(.word, plusX: 6)  // flags and fragment offset, TTL, protocol
+        a.jumpIfAnyBit(0x3fff_0000, then: "addresses", else: "v4-unfragmented")  // MF or an offset
+        a.label("v4-unfragmented")
+        a.andK(0xff)
+        a.store(1)
+        a.headerLengthAddedToX()  // X = network header + IPv4 header length
+        a.load(memory: 1)
+        a.jumpIfEqual(anyOf: [6, 132], then: "v4-ports", else: "v4-not-tcp")
+        a.label("v4-not-tcp")
+        a.jumpIfEqual(17, then: "v4-udp", else: "addresses")
+        a.label("v4-udp")
+        a.load(.word, plusX: 0)  // source port << 16 | destination port
+        a.store(3)
+        a.andK(0xffff)
+        a.jumpIfEqual(anyOf: [4789, 8472], then: "vxlan", else: "not-vxlan")
+        a.label("not-vxlan")
+        a.jumpIfEqual(6081, then: "addresses", else: "ports")
+        a.label("v4-ports")
+        a.load(.word, plusX: 0)
+        a.store(3)
+        a.jump("ports")
+
+        // VXLAN: X = the outer UDP header; UDP 8 + VXLAN 8, then the inner Ethernet frame
+        // (inner IPv4 header at X + 30).
+        a.label("vxlan")
+        a.load(.half, plusX: 8 + 8 + 12)  // inner EtherType
+        a.jumpIfEqual(0x0800, then: "vxlan-v4", else: "addresses")
+        a.label("vxlan-v4")
+        a.xorWords(plusX: [30 + 12, 30 + 16])
+        a.store(0)  // the inner addresses replace the outer ones
+        a.load(.word, plusX: 30 + 6)
+        a.jumpIfAnyBit(0x3fff_0000, then: "addresses", else: "vxlan-unfragmented")
+        a.label("vxlan-unfragmented")
+        a.andK(0xff)
+        a.jumpIfEqual(anyOf: [6, 17, 132], then: "vxlan-ports", else: "addresses")
+        a.label("vxlan-ports")
+        a.load(.byte, plusX: 30)
+        a.andK(0x0f)
+        a.leftShift(2)
+        a.addX()
+        a.tax()  // X = the inner transport header - 30
+        a.load(.word, plusX: 30)
+        a.store(3)
+        a.jump("ports")
+
+        // IPv6: M[0] = XOR of the eight address words.
+        a.label("v6")
+        a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
+        a.store(0)
+        a.load(.byte, plusX: 6)  // next header
+        a.jumpIfEqual(anyOf: [6, 132], then: "v6-ports", else: "v6-not-tcp")
+        a.label("v6-not-tcp")
+        a.jumpIfEqual(17, then: "v6-udp", else: "addresses")
+        a.label("v6-udp")
+        a.load(.half, plusX: 40 + 2)
+        a.jumpIfEqual(anyOf: [4789, 8472, 6081], then: "addresses", else: "v6-ports")
+        a.label("v6-ports")
+        a.load(.word, plusX: 40)
+        a.store(3)
+
+        // A = source port ^ destination port, from M[3] = source << 16 | destination.
+        a.label("ports")
+        a.load(memory: 3)
+        a.rightShift(16)
+        a.store(4)
+        a.load(memory: 3)
+        a.andK(0xffff)
+        a.ldx(memory: 4)
+        a.xorX()
+        a.jump("mix")
+
+        a.label("addresses")
+        a.loadImmediate(0)
+
+        // hash = mix(M[0] ^ A * golden ratio).
+        a.label("mix")
+        a.mulK(0x9e37_79b1)
+        a.tax()
+        a.load(memory: 0)
+        a.xorX()
+        a.mulK(0x85eb_ca6b)
+        a.tax()
+        a.rightShift(16)
+        a.xorX()
+        a.returnA()
+
+        a.label("other")
+        a.returnK(0)
+        return a.resolved()
+    }()
+
+    /// An ancillary load's offset (SKF_AD_OFF + `field`).
+    private static func ancillary(_ field: Int32) -> UInt32 { UInt32(bitPattern: -0x1000 + field) }
+
+    /// A classic BPF assembler with forward labels (all this program needs).
+    struct Assembler {
+        enum Size: UInt16 { case word = 0x00, half = 0x08, byte = 0x10 }
+        private var code: [(op: UInt16, jt: String?, jf: String?, k: UInt32, ja: String?)] = []
+        private var labels: [String: Int] = [:]
+
+        private mutating func emit(_ op: UInt16, _ k: UInt32 = 0, jt: String? = nil, jf: String? = nil, ja: String? = nil) {
+            code.append((op: op, jt: jt, jf: jf, k: k, ja: ja))
+        }
+        mutating func label(_ name: String) {
+            precondition(labels[name] == nil, "label \(name) defined twice")
+            labels[name] = code.count
+        }
+        mutating func load(_ size: Size, absolute k: UInt32) { emit(0x00 | size.rawValue | 0x20, k) }
+        mutating func load(_ size: Size, plusX offset: UInt32) { emit(0x00 | size.rawValue | 0x40, offset) }
+        mutating func load(memory slot: UInt32) { emit(0x00 | 0x60, slot) }
+        mutating func loadImmediate(_ k: UInt32) { emit(0x00, k) }
+        mutating func loadImmediateX(_ k: UInt32) { emit(0x01, k) }
+        mutating func ldx(memory slot: UInt32) { emit(0x01 | 0x60, slot) }
+        mutating func store(_ slot: UInt32) { emit(0x02, slot) }
+        mutating func stx(_ slot: UInt32) { emit(0x03, slot) }
+        mutating func xorX() { emit(0x04 | 0xa0 | 0x08) }
+        mutating func addX() { emit(0x04 | 0x00 | 0x08) }
+        mutating func andK(_ k: UInt32) { emit(0x04 | 0x50, k) }
+        mutating func mulK(_ k: UInt32) { emit(0x04 | 0x20, k) }
+        mutating func leftShift(_ k: UInt32) { emit(0x04 | 0x60, k) }
+        mutating func rightShift(_ k: UInt32) { emit(0x04 | 0x70, k) }
+        mutating func tax() { emit(0x07 | 0x00) }
+        /// X += 4 × (the low nibble of the byte at X): past an IPv4 header that starts at X.
+        mutating func headerLengthAddedToX() {
+            load(.byte, plusX: 0)
+            andK(0x0f)
+            leftShift(2)
+            addX()
+            tax()
+        }
+        mutating func jumpIfEqual(_ k: UInt32, then t: String, else f: String) { emit(0x05 | 0x10, k, jt: t, jf: f) }
+        mutating func jumpIfAnyBit(_ k: UInt32, then t: String, else f: String) { emit(0x05 | 0x40, k, jt: t, jf: f) }
+        /// To `t` when A is an 802.1Q or 802.1ad EtherType.
+        mutating func jumpIfVLAN(then t: String, else f: String) { jumpIfEqual(anyOf: [0x8100, 0x88a8], then: t, else: f) }
+        /// To `t` when A equals any of `values`, else to `f`.
+        mutating func jumpIfEqual(anyOf values: [UInt32], then t: String, else f: String) {
+            for (n, k) in values.enumerated() {
+                let next = n == values.count - 1 ? f : "any-of-\(code.count)"
+                jumpIfEqual(k, then: t, else: next)
+                if next != f { label(next) }
+            }
+        }
+        /// A = the XOR of the words at X + each offset, through M[2]; X is left as it was.
+        mutating func xorWords(plusX offsets: [UInt32]) {
+            stx(6)
+            load(.word, plusX: offsets[0])
+            for offset in offsets.dropFirst() {
+                store(2)
+                ldx(memory: 6)
+                load(.word, plusX: offset)
+                ldx(memory: 2)
+                xorX()
+            }
+            ldx(memory: 6)
+        }
+        mutating func jump(_ target: String) { emit(0x05 | 0x00, ja: target) }
+        mutating func returnA() { emit(0x06 | 0x10) }
+        mutating func returnK(_ k: UInt32) { emit(0x06, k) }
+
+        /// The program with every label turned into a forward offset.
+        func resolved() -> [PacketFilter.Instruction] {
+            func offset(_ name: String?, from index: Int) -> Int {
+                guard let name else { return 0 }
+                guard let target = labels[name] else { preconditionFailure("undefined label \(name)") }
+                let delta = target - (index + 1)
+                precondition(delta >= 0, "label \(name) is behind instruction \(index): classic BPF jumps forward only")
+                return delta
+            }
+            return code.enumerated().map { index, i in
+                if let ja = i.ja {
+                    return PacketFilter.Instruction(code: i.op, jumpIfTrue: 0, jumpIfFalse: 0, k: UInt32(offset(ja, from: index)))
+                }
+                let t = offset(i.jt, from: index), f = offset(i.jf, from: index)
+                precondition(t <= 255 && f <= 255, "conditional jump too far at instruction \(index)")
+                return PacketFilter.Instruction(code: i.op, jumpIfTrue: UInt8(t), jumpIfFalse: UInt8(f), k: i.k)
+            }
+        }
+    }
+}
