@@ -156,7 +156,9 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
     deinit { _ = stop() }
 
     /// Stops every thread after its current poll, waits for them, and returns what they
-    /// produced. Later calls return the same report.
+    /// produced. Later calls return the same report. Before a thread ends it delivers what its
+    /// ring still holds, including the block the kernel is filling, which takes up to two
+    /// block retire timeouts (at most 1 s); a thread whose interface was removed does the same.
     @discardableResult
     public func stop() -> Report {
         report.withLock { report in
@@ -215,15 +217,27 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
                     break
                 }
             }
-            // Deliver what the kernel already handed over.
-            while error == nil {
-                do throws(CaptureSourceError) {
-                    let n = try source.poll(timeoutMilliseconds: 0, preparing: worker.preparesAhead,
-                                            prepare: { worker.prepare($0) }) { worker.process($0) }
-                    if n == 0 { break }
-                    worker.pollEnded(delivered: n)
-                } catch {
-                    break
+            // Deliver what the ring still holds: the blocks the kernel handed over, and the one
+            // it is filling, which it hands over within two retire timeouts of its first
+            // packet (its timer keeps running after the interface is removed). So a stop, or
+            // an interface that disappears, loses none of the packets captured before it;
+            // the wait ends at that bound (at most 1 s) or when nothing more comes.
+            if error == nil || error?.code == .noSuchInterface {
+                let bound = min(2 * source.configuration.blockRetireTimeoutMilliseconds + 10, 1000)
+                let deadline = ContinuousClock.now.advanced(by: .milliseconds(bound))
+                while true {
+                    let left = ContinuousClock.now.duration(to: deadline)
+                    guard left > .zero else { break }
+                    let milliseconds = Int32(clamping: left.components.seconds * 1000
+                                             + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+                    do throws(CaptureSourceError) {
+                        let n = try source.poll(timeoutMilliseconds: milliseconds, preparing: worker.preparesAhead,
+                                                prepare: { worker.prepare($0) }) { worker.process($0) }
+                        if n == 0 { break }
+                        worker.pollEnded(delivered: n)
+                    } catch {
+                        break
+                    }
                 }
             }
             statistics = source.statistics

@@ -46,7 +46,10 @@ struct PodLifecycleCaptureTests {
                 var configuration = AFPacketConfiguration(interface: interface.name, namespacePath: namespace)
                 configuration.blockSize = 1 << 16
                 configuration.blockCount = 8
-                configuration.blockRetireTimeoutMilliseconds = 10
+                // A block stays open for 200 ms after its first packet: every capture's last
+                // packets are still in an open block when the pod is deleted or the capture
+                // stopped, and must be delivered all the same.
+                configuration.blockRetireTimeoutMilliseconds = 200
                 let capture = try AFPacketCapture(configuration: configuration, threads: 1, pollTimeoutMilliseconds: 50) { _ in
                     TrackingWorker()
                 }
@@ -87,8 +90,7 @@ struct PodLifecycleCaptureTests {
         })
         try node.exec(in: node.pods[2].namespace, ["ping", "-c", "4", "-i", "0.05", "-W", "1", node.pods[0].address])
 
-        usleep(200_000)  // let the last blocks retire
-        supervisor.stopAll()
+        supervisor.stopAll()  // no wait: stopping delivers the open blocks too
         let finished = journal.finished.withLock { $0 }
         func flows(_ pod: SimulatedNode.Pod) -> [FlowRecord] { finished[pod.hostInterface]?.results.first?.flows ?? [] }
 
