@@ -226,12 +226,10 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
                 let bound = min(2 * source.configuration.blockRetireTimeoutMilliseconds + 10, 1000)
                 let deadline = ContinuousClock.now.advanced(by: .milliseconds(bound))
                 while true {
-                    let left = ContinuousClock.now.duration(to: deadline)
-                    guard left > .zero else { break }
-                    let milliseconds = Int32(clamping: left.components.seconds * 1000
-                                             + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+                    let left = ContinuousClock.now.duration(to: deadline).pollMilliseconds
+                    guard left > 0 else { break }
                     do throws(CaptureSourceError) {
-                        let n = try source.poll(timeoutMilliseconds: milliseconds, preparing: worker.preparesAhead,
+                        let n = try source.poll(timeoutMilliseconds: Int32(clamping: left), preparing: worker.preparesAhead,
                                                 prepare: { worker.prepare($0) }) { worker.process($0) }
                         if n == 0 { break }
                         worker.pollEnded(delivered: n)

@@ -3,7 +3,7 @@
 public import CaptureCore
 
 /// How packets are spread over the members of a fanout group.
-public enum AFPacketFanoutMode: Sendable, Hashable, CustomStringConvertible {
+public enum AFPacketFanoutMode: Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// By PodTap's symmetric hash of the innermost flow, which a classic BPF program computes
     /// in the kernel (`PACKET_FANOUT_CBPF`, see `FlowFanoutProgram`): addresses and ports of
     /// IPv4 and IPv6 packets, and of the inner IPv4 packet of VXLAN (UDP 4789 and flannel's

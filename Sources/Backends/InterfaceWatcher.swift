@@ -311,10 +311,8 @@ final class WatcherSnapshot: Sendable {
 
     private func nextTimeout() -> Int32 {
         guard let due = retries.values.map(\.due).min() else { return pollTimeoutMilliseconds }
-        let wait = ContinuousClock.now.duration(to: due)
-        if wait <= .zero { return 0 }
-        let ms = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000 + 1
-        return Int32(clamping: min(Int64(pollTimeoutMilliseconds), ms))
+        let wait = ContinuousClock.now.duration(to: due).pollMilliseconds
+        return Int32(clamping: min(Int64(pollTimeoutMilliseconds), wait))
     }
 
     /// Reads every pending notification and applies it; lost ones (ENOBUFS) mean a new dump.

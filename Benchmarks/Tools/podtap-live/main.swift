@@ -88,7 +88,7 @@ case "afpacket":
     configuration.blockCount = environment["PODTAP_BLOCKS"].flatMap { Int($0) } ?? 64
     configuration.promiscuous = environment["PODTAP_PROMISC"] == "1"
     if threads > 1, let name = environment["PODTAP_FANOUT"] {
-        let modes: [AFPacketFanoutMode] = [.flow, .hash, .cpu, .loadBalance]
+        let modes = AFPacketFanoutMode.allCases
         guard let mode = modes.first(where: { $0.description == name }) else {
             fail("PODTAP_FANOUT=\(name): use \(modes.map(\.description).joined(separator: ", "))")
         }
