@@ -202,6 +202,48 @@ struct PcapLiveSourceTests {
         print("other veth after the failures: \(r.afterB) packets; \(s)")
     }
 
+    /// What a source delivered of packets sent just before its interface was deleted.
+    struct LossAtDeletion: Sendable {
+        var delivered = 0
+        var failure: CaptureSourceError? = nil
+        var pollsAfterSend = 0
+    }
+
+    @Test("Packets that arrived before the interface was deleted are delivered before noSuchInterface",
+          arguments: [true, false])
+    func nothingLostAtDeletion(immediate: Bool) async throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let (p0, p1) = (node.pods[0], node.pods[1])
+        var configuration = PcapLiveConfiguration(interface: p0.hostInterface)
+        configuration.networkNamespace = node.namespacePath(node.namespace)
+        configuration.filter = "udp port 6400"
+        configuration.immediate = immediate
+        configuration.bufferTimeoutMilliseconds = 200
+        let r = try await onDedicatedThread { [configuration] in
+            var source = try PcapLiveSource(configuration)
+            var r = LossAtDeletion()
+            // Nothing is read until the veth is gone: the packets are in libpcap's ring (in a
+            // partly filled block when not immediate) when the kernel unregisters the interface.
+            try NodeTraffic.sendDatagrams(on: node, from: p0, to: p1.address, port: 6400, count: 4, size: 100)
+            try node.exec(["ip", "link", "delete", p0.hostInterface])
+            let deadline = Date().addingTimeInterval(3)
+            while r.failure == nil, Date() < deadline {
+                r.pollsAfterSend += 1
+                do throws(CaptureSourceError) {
+                    // Counted as lent: a poll that throws has delivered what came before.
+                    _ = try source.poll(timeoutMilliseconds: 100) { _ in r.delivered += 1 }
+                } catch {
+                    r.failure = error
+                }
+            }
+            return r
+        }
+        #expect(r.delivered == 4, "immediate \(immediate): \(r.delivered) of 4 delivered before \(String(describing: r.failure))")
+        #expect(r.failure?.code == .noSuchInterface, "\(String(describing: r.failure))")
+        print("immediate \(immediate): \(r.delivered) of 4 delivered in \(r.pollsAfterSend) polls, then \(String(describing: r.failure))")
+    }
+
     @Test("Opening: a down interface, a missing one, a missing namespace")
     func openFailures() async throws {
         let node = try SimulatedNode(podCount: 0)

@@ -65,6 +65,10 @@ public struct PcapLiveConfiguration: Sendable, Hashable {
 ///   re-attaches its socket when the interface comes back up, and packets flow again.
 /// - When the interface is deleted (a pod's veth when the pod goes away), `poll` throws
 ///   ``CaptureSourceError/Code/noSuchInterface``, and so does every later call: drop the source.
+///   Every packet that arrived before the deletion is delivered first. Without immediate mode
+///   the last of them can sit in a partly filled ring block that the kernel hands over only
+///   when the block times out, so for up to two ``PcapLiveConfiguration/bufferTimeoutMilliseconds``
+///   (at most 1 s) after noticing the deletion, polls go on delivering before they throw.
 ///
 /// Not thread-safe: one thread polls it (it may be moved between threads).
 public struct PcapLiveSource: ~Copyable, CaptureSource {
@@ -83,6 +87,9 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
     var interfaceIsDown = false
     /// Set when the interface was deleted; thrown by every later poll.
     var failure: CaptureSourceError? = nil
+    /// Set when the interface was deleted without immediate mode: until then, polls keep
+    /// reading the ring (its last block is handed over when it times out), then they throw.
+    var drainDeadline: ContinuousClock.Instant? = nil
 
     /// The interface name.
     public var interface: String { configuration.interface }
@@ -177,6 +184,7 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
         timeoutMilliseconds: Int32, _ body: (borrowing PacketRecord) -> Void
     ) throws(CaptureSourceError) -> Int {
         if let failure { throw failure }
+        if let drainDeadline { return try drain(until: drainDeadline, timeoutMilliseconds: timeoutMilliseconds, body) }
         var timeout = timeoutMilliseconds
         if interfaceIsDown, timeout < 0 || timeout > 100 { timeout = 100 }
         var waiter = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -187,7 +195,7 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
                                      message: "waiting for packets on \(interface) failed")
         }
         if ready == 0 {
-            if interfaceIsDown, interfaceWasDeleted { throw deleted() }
+            if interfaceIsDown, interfaceWasDeleted { try noticeDeletion() }
             return 0
         }
         var count = 0
@@ -196,7 +204,10 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
             // without consuming a pending socket error, which is handled below).
             let n = handle.dispatch(count: -1, linkType: linkType, nanosecondsPerUnit: nanosecondsPerUnit,
                                     interfaceIndex: configuration.interfaceIndex, body)
-            guard n >= 0 else { throw dispatchFailure() }
+            guard n >= 0 else {
+                try dispatchFailure()
+                return 0
+            }
             count = Int(n)
             if n > 0 {
                 delivered &+= UInt64(n)
@@ -207,6 +218,7 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
         if waiter.revents & Int16(POLLERR) != 0 {
             try socketError()
         }
+        if drainDeadline != nil { return count }  // the deletion was noticed just now
         if waiter.revents & Int16(POLLHUP | POLLNVAL) != 0 {
             throw CaptureSourceError(.system, operation: "poll(\(interface))",
                                      message: "the capture socket of \(interface) hung up or was closed")
@@ -243,7 +255,10 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
             throw CaptureSourceError(.system, operation: "poll(\(interface))", errno: error,
                                      message: "the capture socket of \(interface) reported an error")
         }
-        if interfaceWasDeleted { throw deleted() }
+        if interfaceWasDeleted {
+            try noticeDeletion()
+            return
+        }
         interfaceIsDown = true
         throw CaptureSourceError(
             .interfaceDown, operation: "poll(\(interface))", errno: ENETDOWN,
@@ -262,6 +277,41 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
         return result == 0 && address.sll_ifindex == -1
     }
 
+    /// The interface is gone: throws ``deleted()`` at once in immediate mode (every packet is
+    /// readable as soon as it arrived), otherwise starts ``drain(until:timeoutMilliseconds:_:)``.
+    mutating func noticeDeletion() throws(CaptureSourceError) {
+        guard !configuration.immediate else { throw deleted() }
+        let bound = min(2 * Int64(max(configuration.bufferTimeoutMilliseconds, 0)) + 10, 1000)
+        drainDeadline = ContinuousClock.now.advanced(by: .milliseconds(bound))
+    }
+
+    /// A poll after the interface was deleted: waits for the ring's last block, delivers what
+    /// is in the ring, and throws ``deleted()`` once `deadline` has passed.
+    mutating func drain(
+        until deadline: ContinuousClock.Instant, timeoutMilliseconds: Int32, _ body: (borrowing PacketRecord) -> Void
+    ) throws(CaptureSourceError) -> Int {
+        let left = ContinuousClock.now.duration(to: deadline).pollMilliseconds
+        guard left > 0 else { throw deleted() }
+        let wait = timeoutMilliseconds < 0 ? left : min(Int64(timeoutMilliseconds), left)
+        var waiter = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        var ready: Int32
+        repeat { ready = unsafe Glibc.poll(&waiter, 1, Int32(wait)) } while ready < 0 && errno == EINTR
+        if waiter.revents & Int16(POLLERR) != 0 {
+            // Clear the pending ENETDOWN, or every poll returns at once.
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            _ = unsafe getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length)
+        }
+        // Reads whatever the kernel handed over; libpcap reports "The interface disappeared"
+        // (-1) when nothing is ready, which is no news here.
+        let n = handle.dispatch(count: -1, linkType: linkType, nanosecondsPerUnit: nanosecondsPerUnit,
+                                interfaceIndex: configuration.interfaceIndex, body)
+        guard n > 0 else { return 0 }
+        delivered &+= UInt64(n)
+        batches &+= 1
+        return Int(n)
+    }
+
     /// Remembers and returns the "interface deleted" error.
     @inline(never)
     mutating func deleted() -> CaptureSourceError {
@@ -273,11 +323,15 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
         return error
     }
 
+    /// pcap_dispatch failed: the interface is gone (see ``noticeDeletion()``), or another error.
     @inline(never)
-    mutating func dispatchFailure() -> CaptureSourceError {
+    mutating func dispatchFailure() throws(CaptureSourceError) {
         let detail = handle.lastError
-        if interfaceWasDeleted || detail.contains("disappeared") { return deleted() }
-        return CaptureSourceError(.system, operation: "pcap_dispatch(\(interface))",
+        if interfaceWasDeleted || detail.contains("disappeared") {
+            try noticeDeletion()
+            return
+        }
+        throw CaptureSourceError(.system, operation: "pcap_dispatch(\(interface))",
                                   message: "reading packets from \(interface) failed: \(detail)")
     }
 
