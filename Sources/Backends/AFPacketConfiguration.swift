@@ -6,10 +6,11 @@ public import CaptureCore
 public enum AFPacketFanoutMode: Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// By PodTap's symmetric hash of the innermost flow, which a classic BPF program computes
     /// in the kernel (`PACKET_FANOUT_CBPF`, see `FlowFanoutProgram`): addresses and ports of
-    /// IPv4 and IPv6 packets, and of the inner IPv4 packet of VXLAN (UDP 4789 and flannel's
-    /// 8472). Both directions of a flow reach the same member, also for flows inside VXLAN,
-    /// whose outer source port differs per direction (it is a hash each sending node makes);
-    /// ``hash`` splits those. The default.
+    /// IPv4 and IPv6 packets, and of the inner IPv4 or IPv6 packet of VXLAN (UDP 4789 and
+    /// flannel's 8472) and Geneve (6081), over IPv4 or IPv6. Both directions of a flow reach
+    /// the same member, also for flows inside those tunnels, whose outer source port differs
+    /// per direction (it is a hash each sending node makes); ``hash`` splits those. Flows
+    /// between the same two nodes spread over the members like any others. The default.
     case flow
     /// By the kernel's symmetric hash of the outermost flow (addresses, ports), so both
     /// directions of a flow reach the same member, except flows inside tunnels whose outer

@@ -7,13 +7,15 @@
 /// - IPv4 and IPv6: source XOR destination address, and for TCP, UDP and SCTP source XOR
 ///   destination port (IPv4 fragments and IPv6 packets with extension headers: addresses only;
 ///   the fanout's defragmentation flag reassembles IPv4 datagrams before the program runs).
-/// - VXLAN over IPv4 (UDP destination port 4789, or flannel's 8472) carrying IPv4: the inner
-///   packet's addresses and ports instead. The outer source port of a VXLAN packet is a hash
-///   of the inner flow made on the sending node, so the two directions of one inner flow
-///   travel in outer packets with different source ports; a hash that includes them
+/// - VXLAN (UDP destination port 4789, or flannel's 8472) and Geneve (6081, with any options,
+///   carrying Ethernet), over IPv4 or IPv6, carrying IPv4 or IPv6: the inner packet's
+///   addresses and ports instead (inner IPv4 fragments and IPv6 packets with extension
+///   headers: inner addresses only). The outer source port of such a packet is a hash of the
+///   inner flow made on the sending node, so the two directions of one inner flow travel in
+///   outer packets with different source ports; a hash that includes them
 ///   (`PACKET_FANOUT_HASH`) can send the two directions to different members.
-/// - Other tunnels on UDP (Geneve 6081, VXLAN over IPv6, VXLAN carrying IPv6): the outer
-///   addresses only, so they stay together too.
+/// - Other tunnel payloads (a Geneve packet that carries IP without Ethernet, an inner frame
+///   with a VLAN tag): the outer addresses only, so they stay together too.
 /// - Anything else (ARP, QinQ frames whose inner tag is still in the payload): member 0.
 ///
 /// XOR is symmetric, so both directions of a flow get the same value; a multiply-xorshift
@@ -80,17 +82,58 @@ enum FlowFanoutProgram {
         a.andK(0xffff)
         a.jumpIfEqual(anyOf: [4789, 8472], then: "vxlan", else: "not-vxlan")
         a.label("not-vxlan")
-        a.jumpIfEqual(6081, then: "addresses", else: "ports")
+        a.jumpIfEqual(6081, then: "geneve", else: "ports")
         a.label("v4-ports")
         a.load(.word, plusX: 0)
         a.store(3)
         a.jump("ports")
 
+        // IPv6: M[0] = XOR of the eight address words.
+        a.label("v6")
+        a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
+        a.store(0)
+        a.load(.byte, plusX: 6)  // next header
+        a.jumpIfEqual(anyOf: [6, 132], then: "v6-ports", else: "v6-not-tcp")
+        a.label("v6-not-tcp")
+        a.jumpIfEqual(17, then: "v6-udp", else: "addresses")
+        a.label("v6-udp")
+        a.load(.word, plusX: 40)
+        a.store(3)
+        a.andK(0xffff)
+        a.jumpIfEqual(anyOf: [4789, 8472, 6081], then: "v6-tunnel", else: "ports")
+        a.label("v6-ports")
+        a.load(.word, plusX: 40)
+        a.store(3)
+        a.jump("ports")
+        // X = the outer UDP header, as for IPv4.
+        a.label("v6-tunnel")
+        a.store(5)
+        a.txa()
+        a.addK(40)
+        a.tax()
+        a.load(memory: 5)
+        a.jumpIfEqual(6081, then: "geneve", else: "vxlan")
+
+        // Geneve: X = the outer UDP header; UDP 8, Geneve 8 plus 4 × (low 6 bits of its first
+        // byte) of options, then (protocol 0x6558) an Ethernet frame. X moves past the options,
+        // which leaves the inner frame where VXLAN has it.
+        a.label("geneve")
+        a.load(.half, plusX: 8 + 2)  // protocol type
+        a.jumpIfEqual(0x6558, then: "geneve-ethernet", else: "addresses")
+        a.label("geneve-ethernet")
+        a.load(.byte, plusX: 8)
+        a.andK(0x3f)
+        a.leftShift(2)
+        a.addX()
+        a.tax()
+
         // VXLAN: X = the outer UDP header; UDP 8 + VXLAN 8, then the inner Ethernet frame
         // (inner IPv4 header at X + 30).
         a.label("vxlan")
         a.load(.half, plusX: 8 + 8 + 12)  // inner EtherType
-        a.jumpIfEqual(0x0800, then: "vxlan-v4", else: "addresses")
+        a.jumpIfEqual(0x0800, then: "vxlan-v4", else: "vxlan-not-v4")
+        a.label("vxlan-not-v4")
+        a.jumpIfEqual(0x86dd, then: "vxlan-v6", else: "addresses")
         a.label("vxlan-v4")
         a.xorWords(plusX: [30 + 12, 30 + 16])
         a.store(0)  // the inner addresses replace the outer ones
@@ -108,20 +151,14 @@ enum FlowFanoutProgram {
         a.load(.word, plusX: 30)
         a.store(3)
         a.jump("ports")
-
-        // IPv6: M[0] = XOR of the eight address words.
-        a.label("v6")
-        a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
+        // Inner IPv6 at X + 30: its addresses replace the outer ones.
+        a.label("vxlan-v6")
+        a.xorWords(plusX: Array(stride(from: 30 + 8, through: 30 + 36, by: 4)))
         a.store(0)
-        a.load(.byte, plusX: 6)  // next header
-        a.jumpIfEqual(anyOf: [6, 132], then: "v6-ports", else: "v6-not-tcp")
-        a.label("v6-not-tcp")
-        a.jumpIfEqual(17, then: "v6-udp", else: "addresses")
-        a.label("v6-udp")
-        a.load(.half, plusX: 40 + 2)
-        a.jumpIfEqual(anyOf: [4789, 8472, 6081], then: "addresses", else: "v6-ports")
-        a.label("v6-ports")
-        a.load(.word, plusX: 40)
+        a.load(.byte, plusX: 30 + 6)  // next header
+        a.jumpIfEqual(anyOf: [6, 17, 132], then: "vxlan-v6-ports", else: "addresses")
+        a.label("vxlan-v6-ports")
+        a.load(.word, plusX: 30 + 40)
         a.store(3)
 
         // A = source port ^ destination port, from M[3] = source << 16 | destination.
@@ -185,7 +222,9 @@ enum FlowFanoutProgram {
         mutating func mulK(_ k: UInt32) { emit(0x04 | 0x20, k) }
         mutating func leftShift(_ k: UInt32) { emit(0x04 | 0x60, k) }
         mutating func rightShift(_ k: UInt32) { emit(0x04 | 0x70, k) }
+        mutating func addK(_ k: UInt32) { emit(0x04 | 0x00, k) }
         mutating func tax() { emit(0x07 | 0x00) }
+        mutating func txa() { emit(0x07 | 0x80) }
         /// X += 4 × (the low nibble of the byte at X): past an IPv4 header that starts at X.
         mutating func headerLengthAddedToX() {
             load(.byte, plusX: 0)

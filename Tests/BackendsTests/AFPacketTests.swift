@@ -182,9 +182,27 @@ struct AFPacketTests {
         }
     }
 
-    @Test("Flow fanout keeps both directions of a flow inside flannel's VXLAN on one thread; the kernel's hash splits them",
-          arguments: [(AFPacketFanoutMode.flow, false), (.hash, false), (.flow, true)])
-    func vxlanFlowsStayOnOneThread(mode: AFPacketFanoutMode, tagged: Bool) throws {
+    /// A fanout mode and the tunnelled traffic sent to it.
+    struct TunnelCase: Sendable, CustomTestStringConvertible {
+        var mode: AFPacketFanoutMode
+        var tunnel = TunnelKind.vxlan
+        var tagged = false
+        /// IP versions of the inner flows and of the outer packets.
+        var inner = 4, outer = 4
+        var testDescription: String {
+            "\(mode) \(tunnel) inner IPv\(inner) outer IPv\(outer)\(tagged ? " tagged" : "")"
+        }
+    }
+
+    @Test("Flow fanout keeps both directions of a flow inside VXLAN or Geneve on one thread and spreads flows; the kernel's hash splits them",
+          arguments: [
+              TunnelCase(mode: .flow), TunnelCase(mode: .hash), TunnelCase(mode: .flow, tagged: true),
+              TunnelCase(mode: .flow, tunnel: .geneve), TunnelCase(mode: .hash, tunnel: .geneve),
+              TunnelCase(mode: .flow, inner: 6), TunnelCase(mode: .flow, tunnel: .geneve, inner: 6, outer: 6),
+              TunnelCase(mode: .flow, outer: 6),
+          ])
+    func tunnelFlowsStayOnOneThread(_ test: TunnelCase) throws {
+        let (mode, tagged) = (test.mode, test.tagged)
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
         let a = node.pods[0], b = node.pods[1]
@@ -193,9 +211,10 @@ struct AFPacketTests {
         let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
             TrackingWorker()
         }
-        // Flannel-style VXLAN frames (UDP 8472, VNI 1) between pods a and b: 32 inner TCP
-        // flows, 3 packets each way, each direction in outer packets with its own source port,
-        // as two nodes with different hash seeds send them. Pod a writes one direction (the
+        // Flannel-style VXLAN frames (UDP 8472, VNI 1), or Geneve frames (UDP 6081, VNI 1, 8
+        // bytes of options) between pods a and b: 32 inner TCP flows, 3 packets each way, each
+        // direction in outer packets with its own source port, as two nodes with different
+        // hash seeds send them. Pod a writes one direction (the
         // capture sees it leave, link header included), pod b the other (it arrives, link
         // header already taken off), step by step, so each flow's handshake comes in order.
         // Tagged: every frame carries 802.1Q tag 100, which pod a's eth0 takes out of the
@@ -209,21 +228,24 @@ struct AFPacketTests {
         for step in 0..<2 * packets {
             let (from, to) = step % 2 == 0 ? (a, macB) : (b, macA)
             try node.exec(in: from.namespace,
-                          ["python3", "-c", Self.vxlanSender, to, "\(flows)", "\(packets)", "\(step)", tagged ? "100" : "0"])
+                          ["python3", "-c", Self.tunnelSender, to, "\(flows)", "\(packets)", "\(step)", tagged ? "100" : "0",
+                           "\(test.tunnel)", "\(test.inner)", "\(test.outer)"])
         }
         usleep(100_000)
         let report = capture.stop()
         #expect(report.errors.allSatisfy { $0 == nil })
         #expect(report.total.droppedByKernel == 0)
 
-        // The inner flows each thread tracked (tunnel kind VXLAN), with its packets per direction.
+        // The inner flows each thread tracked, with its packets per direction.
         let perThread = report.results.map { outcome in
-            outcome.flows.filter { $0.key.tunnel == .vxlan && $0.key.protocolNumber == 6 }
+            outcome.flows.filter {
+                $0.key.tunnel == test.tunnel && $0.key.protocolNumber == 6 && $0.key.a.isIPv4 == (test.inner == 4)
+            }
         }
         let keys = perThread.map { Set($0.map(\.key)) }
         #expect(keys[0].union(keys[1]).count == flows)
         let split = keys[0].intersection(keys[1]).count
-        print("fanout \(mode)\(tagged ? ", tagged" : ""): inner flows on thread 0: \(keys[0].count), thread 1: \(keys[1].count), on both: \(split)")
+        print("fanout \(test.testDescription): inner flows on thread 0: \(keys[0].count), thread 1: \(keys[1].count), on both: \(split)")
         // The plain IPv6 flows.
         let perThread6 = report.results.map { outcome in
             outcome.flows.filter { $0.key.tunnel == .none && $0.key.protocolNumber == 6 && !$0.key.a.isIPv4 }
@@ -257,16 +279,19 @@ struct AFPacketTests {
     }
 
     /// Sends step S of a scripted exchange out of eth0 to the given MAC. Exchange: for each of
-    /// N inner TCP flows 10.244.1.(i+2):(40000+i) <-> 10.244.2.9:80 in VXLAN (UDP 8472, VNI 1),
-    /// a SYN, SYN-ACK, ACK, then data, alternating directions, P packets each way (P ≥ 2);
-    /// outer packets 192.0.2.1 -> 192.0.2.2 from source port 30000+7i one way,
-    /// 192.0.2.2 -> 192.0.2.1 from 50000+13i back. Then N plain IPv6 TCP flows
-    /// fd00::1:(i+2):(40000+i) <-> fd00::2:9:80, P data packets each way. Even steps go
-    /// from the first endpoint, odd ones back. A VLAN id V other than 0 puts an 802.1Q tag
-    /// with it in every frame: argv = destination MAC, N, P, S, V.
-    static let vxlanSender = """
+    /// N inner TCP flows 10.244.1.(i+2):(40000+i) <-> 10.244.2.9:80 (inner IPv6:
+    /// fd00:244:1::(i+2) <-> fd00:244:2::9) in VXLAN (UDP 8472, VNI 1) or Geneve (UDP 6081,
+    /// VNI 1, one 8-byte option), a SYN, SYN-ACK, ACK, then data, alternating directions, P
+    /// packets each way (P ≥ 2); outer packets 192.0.2.1 -> 192.0.2.2 (outer IPv6:
+    /// 2001:db8::1 -> 2001:db8::2) from source port 30000+7i one way, back from 50000+13i.
+    /// Then N plain IPv6 TCP flows fd00::1:(i+2):(40000+i) <-> fd00::2:9:80, P data packets
+    /// each way. Even steps go from the first endpoint, odd ones back. A VLAN id V other than
+    /// 0 puts an 802.1Q tag with it in every frame: argv = destination MAC, N, P, S, V, tunnel
+    /// ("vxlan" or "geneve"), inner IP version, outer IP version.
+    static let tunnelSender = """
         import socket, struct, sys
         dst, n, p, step, vlan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        tunnel, inner6, outer6 = sys.argv[6], sys.argv[7] == "6", sys.argv[8] == "6"
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         s.bind(("eth0", 0))
         src = s.getsockname()[4]
@@ -276,36 +301,46 @@ struct AFPacketTests {
                             socket.inet_aton(a), socket.inet_aton(b))
             c = sum(struct.unpack("!10H", h)); c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
             return h[:10] + struct.pack("!H", ~c & 0xffff) + h[12:] + payload
+        def ip6(proto, a, b, payload):
+            return struct.pack("!IHBB16s16s", 6 << 28, len(payload), proto, 64, socket.inet_pton(socket.AF_INET6, a),
+                               socket.inet_pton(socket.AF_INET6, b)) + payload
+        def ip(proto, a, b, payload, six):
+            return ip6(proto, a, b, payload) if six else ip4(proto, a, b, payload)
         def tcp(sp, dp, seq, ack, flags, data):
             return struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
         for i in range(n):
-            pod, peer, sport = "10.244.1.%d" % (i + 2), "10.244.2.9", 40000 + i
+            pod, peer = ("fd00:244:1::%x" % (i + 2), "fd00:244:2::9") if inner6 else ("10.244.1.%d" % (i + 2), "10.244.2.9")
+            sport = 40000 + i
             steps = [(0, 0x02, b""), (1, 0x12, b""), (0, 0x10, b"")]
             steps += [(1 - k % 2, 0x18, b"d" * 10) for k in range(2 * p - 3)]
             cseq, sseq = 1000, 5000
             for k, (d, flags, data) in enumerate(steps):
                 if d == 0:
-                    inner = ip4(6, pod, peer, tcp(sport, 80, cseq, sseq if flags != 0x02 else 0, flags, data))
+                    inner = ip(6, pod, peer, tcp(sport, 80, cseq, sseq if flags != 0x02 else 0, flags, data), inner6)
                     cseq += len(data) + (1 if flags == 0x02 else 0)
                     oa, ob, osp = "192.0.2.1", "192.0.2.2", 30000 + 7 * i
                 else:
-                    inner = ip4(6, peer, pod, tcp(80, sport, sseq, cseq, flags, data))
+                    inner = ip(6, peer, pod, tcp(80, sport, sseq, cseq, flags, data), inner6)
                     sseq += len(data) + (1 if flags == 0x12 else 0)
                     oa, ob, osp = "192.0.2.2", "192.0.2.1", 50000 + 13 * i
                 if k != step:
                     continue
-                frame = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02\\x08\\x00" + inner
-                vx = struct.pack("!BxxxI", 0x08, 1 << 8) + frame
-                udp = struct.pack("!HHHH", osp, 8472, 8 + len(vx), 0) + vx
-                s.send(head + b"\\x08\\x00" + ip4(17, oa, ob, udp))
+                if outer6:
+                    oa, ob = oa.replace("192.0.2.", "2001:db8::"), ob.replace("192.0.2.", "2001:db8::")
+                frame = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02" + (b"\\x86\\xdd" if inner6 else b"\\x08\\x00") + inner
+                if tunnel == "geneve":
+                    option = struct.pack("!HBB", 0x0102, 0x80, 1) + b"\\xaa" * 4
+                    tun, port = struct.pack("!BBHI", len(option) // 4, 0, 0x6558, 1 << 8) + option + frame, 6081
+                else:
+                    tun, port = struct.pack("!BxxxI", 0x08, 1 << 8) + frame, 8472
+                udp = struct.pack("!HHHH", osp, port, 8 + len(tun), 0) + tun
+                s.send(head + (b"\\x86\\xdd" if outer6 else b"\\x08\\x00") + ip(17, oa, ob, udp, outer6))
         for i in range(n):
             pod, peer, sport = "fd00::1:%x" % (i + 2), "fd00::2:9", 40000 + i
             d = step % 2
             seg = tcp(sport, 80, 1000 + step, 0, 0x18, b"s" * 10) if d == 0 else tcp(80, sport, 5000 + step, 0, 0x18, b"s" * 10)
             sa, da = (pod, peer) if d == 0 else (peer, pod)
-            ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(seg), 6, 64,
-                              socket.inet_pton(socket.AF_INET6, sa), socket.inet_pton(socket.AF_INET6, da)) + seg
-            s.send(head + b"\\x86\\xdd" + ip6)
+            s.send(head + b"\\x86\\xdd" + ip6(6, sa, da, seg))
         """
 
     @Test("A pod's eth0 captured from inside its namespace: only that pod's flows, directions right")
