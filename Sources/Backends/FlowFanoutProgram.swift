@@ -71,48 +71,36 @@ enum FlowFanoutProgram {
         a.label("v4-unfragmented")
         a.andK(0xff)
         a.store(1)
-        a.headerLengthAddedToX()  // X = network header + IPv4 header length
-        a.load(memory: 1)
-        a.jumpIfEqual(anyOf: [6, 132], then: "v4-ports", else: "v4-not-tcp")
-        a.label("v4-not-tcp")
-        a.jumpIfEqual(17, then: "v4-udp", else: "addresses")
-        a.label("v4-udp")
-        a.load(.word, plusX: 0)  // source port << 16 | destination port
-        a.store(3)
-        a.andK(0xffff)
-        a.jumpIfEqual(anyOf: [4789, 8472], then: "vxlan", else: "not-vxlan")
-        a.label("not-vxlan")
-        a.jumpIfEqual(6081, then: "geneve", else: "ports")
-        a.label("v4-ports")
-        a.load(.word, plusX: 0)
-        a.store(3)
-        a.jump("ports")
+        a.headerLengthAddedToX()  // X = the transport header
+        a.jump("transport")
 
         // IPv6: M[0] = XOR of the eight address words.
         a.label("v6")
         a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
         a.store(0)
         a.load(.byte, plusX: 6)  // next header
-        a.jumpIfEqual(anyOf: [6, 132], then: "v6-ports", else: "v6-not-tcp")
-        a.label("v6-not-tcp")
-        a.jumpIfEqual(17, then: "v6-udp", else: "addresses")
-        a.label("v6-udp")
-        a.load(.word, plusX: 40)
-        a.store(3)
-        a.andK(0xffff)
-        a.jumpIfEqual(anyOf: [4789, 8472, 6081], then: "v6-tunnel", else: "ports")
-        a.label("v6-ports")
-        a.load(.word, plusX: 40)
-        a.store(3)
-        a.jump("ports")
-        // X = the outer UDP header, as for IPv4.
-        a.label("v6-tunnel")
-        a.store(5)
+        a.store(1)
         a.txa()
         a.addK(40)
-        a.tax()
-        a.load(memory: 5)
-        a.jumpIfEqual(6081, then: "geneve", else: "vxlan")
+        a.tax()  // X = the transport header, when the next header is one
+
+        // M[1] = the transport protocol, X = its header.
+        a.label("transport")
+        a.load(memory: 1)
+        a.jumpIfEqual(anyOf: [6, 132], then: "tcp", else: "not-tcp")
+        a.label("not-tcp")
+        a.jumpIfEqual(17, then: "udp", else: "addresses")
+        a.label("tcp")
+        a.load(.word, plusX: 0)  // source port << 16 | destination port
+        a.store(3)
+        a.jump("ports")
+        a.label("udp")
+        a.load(.word, plusX: 0)
+        a.store(3)
+        a.andK(0xffff)
+        a.jumpIfEqual(anyOf: [4789, 8472], then: "vxlan", else: "not-vxlan")
+        a.label("not-vxlan")
+        a.jumpIfEqual(6081, then: "geneve", else: "ports")
 
         // Geneve: X = the outer UDP header; UDP 8, Geneve 8 plus 4 × (low 6 bits of its first
         // byte) of options, then (protocol 0x6558) an Ethernet frame. X moves past the options,
