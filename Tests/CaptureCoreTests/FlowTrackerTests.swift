@@ -280,6 +280,77 @@ struct FlowTrackerTests {
         #expect(h.tracker.names[d.queryName] == name)
     }
 
+    /// Resolves the names of every record when it arrives, as the bundled writers do.
+    struct NameResolvingSink: FlowSink {
+        var names: NameTable? = nil
+        /// Closed records: query name or server name, as resolved on arrival.
+        var closed: [(key: FlowKey, name: String)] = []
+        mutating func receive(_ event: FlowEvent, _ flow: FlowRecord) {
+            guard event == .closed, let names else { return }
+            closed.append((flow.key, names[flow.dns?.queryName ?? flow.tls?.serverName ?? 0]))
+        }
+    }
+
+    @Test("A long capture with more distinct names than the name table holds: every flow keeps its names")
+    func namesOutliveTheTableCapacity() throws {
+        var configuration = FlowTrackerConfiguration()
+        // At any time about 8 names belong to tracked flows (SNI and ALPN of the connection,
+        // the lookups of the last 5 s): 12 places, for 202 names over the capture.
+        configuration.nameCapacity = 12
+        configuration.timeouts.udp = 5_000_000_000
+        var tracker = FlowTracker(configuration: configuration, sink: NameResolvingSink())
+        tracker.sink.names = tracker.names
+        let decoder = PacketDecoder()
+        func feed(_ frame: [UInt8], second: UInt64) {
+            unsafe tracker.process(frame: frame.span.bytes, linkType: .ethernet, decoder: decoder,
+                                   timestamp: Timestamp(nanoseconds: second * 1_000_000_000), wireLength: frame.count)
+        }
+        // One long-lived TLS connection, and a new DNS lookup of a new name every second,
+        // each answered; lookups end 5 s after their answer, the connection only at the end.
+        let hello = FrameBuilder.clientHello(sni: "api.payments.svc", alpn: "h2", versions: [0x0304])
+        feed(FrameBuilder.tcp4(Self.c, 50000, Self.s, 443, seq: 1, ack: 1, flags: [.ack, .psh], payload: hello), second: 1)
+        let lookups = 200
+        for i in 0..<lookups {
+            let second = UInt64(2 + i), port = UInt16(20000 + i), name = "host-\(i).example.org"
+            feed(FrameBuilder.udp4(Self.c, port, "10.96.0.10", 53, payload: FrameBuilder.dns(id: UInt16(i), response: false, name: name, type: 1)),
+                 second: second)
+            feed(FrameBuilder.udp4("10.96.0.10", 53, Self.c, port, payload: FrameBuilder.dns(id: UInt16(i), response: true, name: name, type: 1, answers: 1)),
+                 second: second)
+            feed(FrameBuilder.tcp4(Self.c, 50000, Self.s, 443, seq: 1 + UInt32(hello.count), ack: 1, flags: .ack), second: second)
+            tracker.expire(at: Timestamp(nanoseconds: second * 1_000_000_000))  // as a live capture's timer does
+        }
+        tracker.finish()
+        let records = tracker.sink.closed
+        #expect(records.count == lookups + 1)
+        var wrong: [String] = []
+        for r in records where r.key.portB == 53 || r.key.portA == 53 {
+            let port = r.key.portA == 53 ? r.key.portB : r.key.portA
+            if r.name != "host-\(Int(port) - 20000).example.org" { wrong.append("\(port): \(r.name)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) lookups with a wrong or missing name, e.g. \(wrong.prefix(3))")
+        #expect(records.first { $0.key.portA == 443 || $0.key.portB == 443 }?.name == "api.payments.svc")
+        let s = tracker.statistics
+        #expect(s.namesNotKept == 0)
+        #expect(tracker.names.count <= 12 && tracker.names.reused >= UInt64(lookups + 2 - 12))
+    }
+
+    @Test("When every name belongs to a tracked flow, a new name is not kept and counted")
+    func namesNotKeptAreCounted() throws {
+        var configuration = FlowTrackerConfiguration()
+        configuration.nameCapacity = 2
+        var h = TrackerHarness(configuration)
+        for i in 0..<3 {
+            h.feed(FrameBuilder.udp4(Self.c, UInt16(30000 + i), "10.96.0.10", 53,
+                                     payload: FrameBuilder.dns(id: 1, response: false, name: "n\(i).svc", type: 1)),
+                   atMilliseconds: UInt64(i))
+        }
+        #expect(h.tracker.statistics.namesNotKept == 1)
+        #expect(h.tracker.currentStatistics.namesNotKept == 1)
+        let flows = h.finish()
+        #expect(flows.filter { $0.dns?.queryName == 0 }.count == 1)
+        #expect(flows.count == 3)
+    }
+
     @Test("TLS SNI and ALPN are kept on the flow")
     func tlsNames() throws {
         var h = TrackerHarness()

@@ -26,7 +26,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     public let names: NameTable
     @usableFromInline var stats = FlowTrackerStatistics()
     /// Counters so far (``FlowTrackerStatistics/activeFlows`` as of the last sweep; see ``currentStatistics``).
-    public var statistics: FlowTrackerStatistics { stats }
+    public var statistics: FlowTrackerStatistics {
+        var s = stats
+        s.namesNotKept = names.overflowed
+        return s
+    }
 
     @usableFromInline let capacity: Int
     @usableFromInline var entries: UnsafeMutablePointer<FlowEntry>
@@ -504,6 +508,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         var info = unsafe f.pointee.dns ?? DNSFlowInfo()
         if info.queryName == 0 && d.nameHash != 0 {
             info.queryName = names.intern(hash: d.nameHash) { DNSMessage.queryName(in: frame, info: d) }
+            names.retain(info.queryName)  // released in remove(_:)
             info.queryType = d.queryType
         }
         if !d.isResponse {
@@ -538,6 +543,8 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 TLSClientHello.text(in: frame, offset: t.alpnOffset, length: Int(t.alpnLength))
             }
         }
+        names.retain(info.serverName)  // released in remove(_:)
+        names.retain(info.alpn)
         unsafe f.pointee.tls = info
     }
 
@@ -709,6 +716,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
         unsafe index[hole] = 0
         unsafe entries[i].hash = 0
+        if let dns = unsafe details[i].dns { names.release(dns.queryName) }
+        if let tls = unsafe details[i].tls {
+            names.release(tls.serverName)
+            names.release(tls.alpn)
+        }
         unsafe free[freeCount] = UInt32(i)
         freeCount &+= 1
     }
@@ -789,7 +801,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// Current counters, with ``FlowTrackerStatistics/activeFlows`` filled in.
     public var currentStatistics: FlowTrackerStatistics {
-        var s = stats
+        var s = statistics
         s.activeFlows = activeFlows
         return s
     }

@@ -34,7 +34,8 @@ public struct FlowTrackerConfiguration: Sendable, Hashable {
     public var capacity: Int = 65_536
     public var timeouts = FlowTimeouts()
     public var eviction = FlowEvictionPolicy.evictIdlest(sample: 8)
-    /// The most distinct DNS / TLS names interned.
+    /// The most distinct DNS / TLS names held at once (1 ... 2²⁰ − 1); names no tracked flow
+    /// holds make way for new ones (see ``NameTable``).
     public var nameCapacity = 65_536
     /// Entries of the cache that gives later IP fragments the ports of the first fragment.
     public var fragmentCacheSize = 1024
@@ -67,6 +68,9 @@ public struct FlowTrackerStatistics: Sendable, Hashable {
     /// and used, and prepared frames given up (processed out of order, too far ahead, or never).
     public var preparedPackets: UInt64 = 0
     public var preparedDiscarded: UInt64 = 0
+    /// DNS and TLS names not kept on their flow because every place of the tracker's
+    /// ``NameTable`` held a name of a tracked flow (``FlowTrackerConfiguration/nameCapacity``).
+    public var namesNotKept: UInt64 = 0
     /// Flows in the table now.
     public var activeFlows: Int = 0
     public init() {}

@@ -31,6 +31,9 @@ struct AnalysisSummary {
         if tracker.icmpErrorsAttributed + tracker.icmpErrorsUnmatched > 0 {
             s += "icmp errors  \(tracker.icmpErrorsAttributed) attributed, \(tracker.icmpErrorsUnmatched) unmatched\n"
         }
+        if tracker.namesNotKept > 0 {
+            s += "names        \(tracker.namesNotKept) DNS/TLS names not kept (every place of the name table held a tracked flow's)\n"
+        }
         if tracker.fragmentsWithoutPorts > 0 {
             s += "fragments    \(tracker.fragmentsWithoutPorts) later fragments without their first\n"
         }

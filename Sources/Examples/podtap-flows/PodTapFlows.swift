@@ -103,6 +103,8 @@ struct PodTapFlows: ParsableCommand {
         configuration.timeouts.tcpEstablished = UInt64(tcpIdleTimeout * 1e9)
         configuration.timeouts.udp = UInt64(udpIdleTimeout * 1e9)
         configuration.emitsOpened = updates
+        // Room for a name on every tracked flow (the table keeps only names of tracked flows).
+        configuration.nameCapacity = min(max(configuration.nameCapacity, capacity), (1 << 20) - 1)
         var decoder = PacketDecoder()
         if let vxlanPort { decoder.vxlanPorts.0 = vxlanPort }
         if noL7 {
