@@ -154,25 +154,8 @@ hv_rx() { cat "/sys/class/net/$HV/statistics/rx_packets"; }
 # Packets through an existing interface in either direction (AF_PACKET sees both).
 if_packets() { echo $(( $(hv_rx) + $(cat "/sys/class/net/$HV/statistics/tx_packets") )); }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# CPU time the hypervisor took from this machine, all CPUs, in ticks (0 on bare metal).
-steal_ticks() { awk '/^cpu /{print $9 + 0}' /proc/stat; }
-# Free-page reports sent to the host so far (virtio-balloon reporting_vq interrupts), or
-# nothing when the machine has no such device.
-reports() { awk '/reporting_vq/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; found = 1 } END { if (found) print n }' /proc/interrupts; }
-# Waits until free-page reporting has been quiet for 4 s (it runs every 2 s while freed
-# memory is waiting), at most 60 s; returns at once without a reporting device.
-settle() {
-    local last now quiet=0
-    last=$(reports)
-    [ -n "$last" ] || return 0
-    for _ in $(seq 60); do
-        sleep 1
-        now=$(reports)
-        if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; last=$now; fi
-        [ "$quiet" -lt 4 ] || return 0
-    done
-    log "free-page reporting still busy after 60 s; starting the next run anyway"
-}
+# CPU time the hypervisor took (steal_ticks) and waiting out free-page reporting (settle).
+source "$HERE/vm-settle.sh"
 
 start_cap() {
     case $1 in
