@@ -223,8 +223,8 @@ public final class AFPacketCapture<Worker: CaptureWorker & ~Copyable>: @unchecke
             // an interface that disappears, loses none of the packets captured before it;
             // the wait ends at that bound (at most 1 s) or when nothing more comes.
             if error == nil || error?.code == .noSuchInterface {
-                let bound = min(2 * source.configuration.blockRetireTimeoutMilliseconds + 10, 1000)
-                let deadline = ContinuousClock.now.advanced(by: .milliseconds(bound))
+                let deadline = ContinuousClock.now.advanced(
+                    by: .ringDrainBound(blockTimeoutMilliseconds: source.configuration.blockRetireTimeoutMilliseconds))
                 while true {
                     let left = ContinuousClock.now.duration(to: deadline).pollMilliseconds
                     guard left > 0 else { break }

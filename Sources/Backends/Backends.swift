@@ -20,4 +20,11 @@ extension Duration {
         guard self > .zero else { return 0 }
         return components.seconds &* 1000 &+ components.attoseconds / 1_000_000_000_000_000 &+ 1
     }
+
+    /// How long a capture keeps reading its ring after a stop or after its interface went
+    /// away: the kernel hands over a partly filled TPACKET_V3 block when its timeout expires,
+    /// within two timeouts of the block's first packet; 10 ms of slack, at most 1 s.
+    static func ringDrainBound(blockTimeoutMilliseconds: Int) -> Duration {
+        .milliseconds(min(2 * max(blockTimeoutMilliseconds, 0) + 10, 1000))
+    }
 }

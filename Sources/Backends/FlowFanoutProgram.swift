@@ -71,7 +71,7 @@ enum FlowFanoutProgram {
         a.label("v4-unfragmented")
         a.andK(0xff)
         a.store(1)
-        a.headerLengthAddedToX()  // X = the transport header
+        a.addToX(fourTimesByteAt: 0, mask: 0x0f)  // IPv4 header length: X = the transport header
         a.jump("transport")
 
         // IPv6: M[0] = XOR of the eight address words.
@@ -109,11 +109,7 @@ enum FlowFanoutProgram {
         a.load(.half, plusX: 8 + 2)  // protocol type
         a.jumpIfEqual(0x6558, then: "geneve-ethernet", else: "addresses")
         a.label("geneve-ethernet")
-        a.load(.byte, plusX: 8)
-        a.andK(0x3f)
-        a.leftShift(2)
-        a.addX()
-        a.tax()
+        a.addToX(fourTimesByteAt: 8, mask: 0x3f)  // option length
 
         // VXLAN: X = the outer UDP header; UDP 8 + VXLAN 8, then the inner Ethernet frame
         // (inner IPv4 header at X + 30).
@@ -131,11 +127,7 @@ enum FlowFanoutProgram {
         a.andK(0xff)
         a.jumpIfEqual(anyOf: [6, 17, 132], then: "vxlan-ports", else: "addresses")
         a.label("vxlan-ports")
-        a.load(.byte, plusX: 30)
-        a.andK(0x0f)
-        a.leftShift(2)
-        a.addX()
-        a.tax()  // X = the inner transport header - 30
+        a.addToX(fourTimesByteAt: 30, mask: 0x0f)  // inner IPv4 header length: X = the inner transport header - 30
         a.load(.word, plusX: 30)
         a.store(3)
         a.jump("ports")
@@ -213,10 +205,11 @@ enum FlowFanoutProgram {
         mutating func addK(_ k: UInt32) { emit(0x04 | 0x00, k) }
         mutating func tax() { emit(0x07 | 0x00) }
         mutating func txa() { emit(0x07 | 0x80) }
-        /// X += 4 × (the low nibble of the byte at X): past an IPv4 header that starts at X.
-        mutating func headerLengthAddedToX() {
-            load(.byte, plusX: 0)
-            andK(0x0f)
+        /// X += 4 × (the byte at X + `offset` & `mask`): past a header whose length field
+        /// counts 4-byte words (IPv4's IHL, Geneve's option length). A is clobbered.
+        mutating func addToX(fourTimesByteAt offset: UInt32, mask: UInt32) {
+            load(.byte, plusX: offset)
+            andK(mask)
             leftShift(2)
             addX()
             tax()

@@ -187,11 +187,9 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
         if let drainDeadline { return try drain(until: drainDeadline, timeoutMilliseconds: timeoutMilliseconds, body) }
         var timeout = timeoutMilliseconds
         if interfaceIsDown, timeout < 0 || timeout > 100 { timeout = 100 }
-        var waiter = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        var ready: Int32
-        repeat { ready = unsafe Glibc.poll(&waiter, 1, timeout) } while ready < 0 && errno == EINTR
+        let (ready, revents, waitError) = waitForPackets(timeoutMilliseconds: timeout)
         guard ready >= 0 else {
-            throw CaptureSourceError(.system, operation: "poll(\(interface))", errno: errno,
+            throw CaptureSourceError(.system, operation: "poll(\(interface))", errno: waitError,
                                      message: "waiting for packets on \(interface) failed")
         }
         if ready == 0 {
@@ -199,31 +197,46 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
             return 0
         }
         var count = 0
-        if waiter.revents & Int16(POLLIN) != 0 {
+        if revents & Int16(POLLIN) != 0 {
             // Packets are in the ring, so pcap_dispatch reads them without polling itself (and
             // without consuming a pending socket error, which is handled below).
-            let n = handle.dispatch(count: -1, linkType: linkType, nanosecondsPerUnit: nanosecondsPerUnit,
-                                    interfaceIndex: configuration.interfaceIndex, body)
+            let n = dispatchReady(body)
             guard n >= 0 else {
                 try dispatchFailure()
                 return 0
             }
             count = Int(n)
-            if n > 0 {
-                delivered &+= UInt64(n)
-                batches &+= 1
-                interfaceIsDown = false
-            }
+            if n > 0 { interfaceIsDown = false }
         }
-        if waiter.revents & Int16(POLLERR) != 0 {
+        if revents & Int16(POLLERR) != 0 {
             try socketError()
         }
         if drainDeadline != nil { return count }  // the deletion was noticed just now
-        if waiter.revents & Int16(POLLHUP | POLLNVAL) != 0 {
+        if revents & Int16(POLLHUP | POLLNVAL) != 0 {
             throw CaptureSourceError(.system, operation: "poll(\(interface))",
                                      message: "the capture socket of \(interface) hung up or was closed")
         }
         return count
+    }
+
+    /// poll(2) on the capture socket for input, restarted after signals: the result, the
+    /// returned events, and errno when it failed.
+    func waitForPackets(timeoutMilliseconds: Int32) -> (ready: Int32, revents: Int16, errno: Int32) {
+        var waiter = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        var ready: Int32
+        repeat { ready = unsafe Glibc.poll(&waiter, 1, timeoutMilliseconds) } while ready < 0 && errno == EINTR
+        return (ready, waiter.revents, ready < 0 ? errno : 0)
+    }
+
+    /// Lends every packet libpcap has ready to `body` and counts them: pcap_dispatch's result.
+    mutating func dispatchReady(_ body: (borrowing PacketRecord) -> Void) -> Int32 {
+        let n = handle.dispatch(count: -1, linkType: linkType, nanosecondsPerUnit: nanosecondsPerUnit,
+                                interfaceIndex: configuration.interfaceIndex, body)
+        if n > 0 {
+            delivered &+= UInt64(n)
+            batches &+= 1
+        }
+        return n
     }
 
     /// Counters: `received`, `droppedByKernel` and `droppedByInterface` are libpcap's
@@ -245,12 +258,18 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
 
     // MARK: - Failures
 
+    /// Reads and clears the socket's pending error (SO_ERROR): 0 when there is none.
+    func takeSocketError() -> Int32 {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return unsafe getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length) == 0 ? error : 0
+    }
+
     /// Reads and clears the socket's pending error (SO_ERROR) and throws what it means.
     @inline(never)
     mutating func socketError() throws(CaptureSourceError) {
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard unsafe getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error != 0 else { return }
+        let error = takeSocketError()
+        guard error != 0 else { return }
         guard error == ENETDOWN else {
             throw CaptureSourceError(.system, operation: "poll(\(interface))", errno: error,
                                      message: "the capture socket of \(interface) reported an error")
@@ -281,8 +300,8 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
     /// readable as soon as it arrived), otherwise starts ``drain(until:timeoutMilliseconds:_:)``.
     mutating func noticeDeletion() throws(CaptureSourceError) {
         guard !configuration.immediate else { throw deleted() }
-        let bound = min(2 * Int64(max(configuration.bufferTimeoutMilliseconds, 0)) + 10, 1000)
-        drainDeadline = ContinuousClock.now.advanced(by: .milliseconds(bound))
+        drainDeadline = ContinuousClock.now.advanced(
+            by: .ringDrainBound(blockTimeoutMilliseconds: Int(configuration.bufferTimeoutMilliseconds)))
     }
 
     /// A poll after the interface was deleted: waits for the ring's last block, delivers what
@@ -293,23 +312,13 @@ public struct PcapLiveSource: ~Copyable, CaptureSource {
         let left = ContinuousClock.now.duration(to: deadline).pollMilliseconds
         guard left > 0 else { throw deleted() }
         let wait = timeoutMilliseconds < 0 ? left : min(Int64(timeoutMilliseconds), left)
-        var waiter = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        var ready: Int32
-        repeat { ready = unsafe Glibc.poll(&waiter, 1, Int32(wait)) } while ready < 0 && errno == EINTR
-        if waiter.revents & Int16(POLLERR) != 0 {
-            // Clear the pending ENETDOWN, or every poll returns at once.
-            var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            _ = unsafe getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length)
+        let (_, revents, _) = waitForPackets(timeoutMilliseconds: Int32(wait))
+        if revents & Int16(POLLERR) != 0 {
+            _ = takeSocketError()  // clears the pending ENETDOWN, or every poll returns at once
         }
         // Reads whatever the kernel handed over; libpcap reports "The interface disappeared"
         // (-1) when nothing is ready, which is no news here.
-        let n = handle.dispatch(count: -1, linkType: linkType, nanosecondsPerUnit: nanosecondsPerUnit,
-                                interfaceIndex: configuration.interfaceIndex, body)
-        guard n > 0 else { return 0 }
-        delivered &+= UInt64(n)
-        batches &+= 1
-        return Int(n)
+        return Int(max(dispatchReady(body), 0))
     }
 
     /// Remembers and returns the "interface deleted" error.

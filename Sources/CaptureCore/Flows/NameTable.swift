@@ -106,17 +106,14 @@ public final class NameTable {
 
     /// The oldest place whose name no flow holds, if any.
     func takeUnreferenced() -> Int? {
+        defer { compactQueue() }
         while unreferencedHead < unreferenced.count {
             let place = unreferenced[unreferencedHead]
             unreferencedHead += 1
             queued[place] = false
-            if references[place] == 0 {
-                compactQueue()
-                return place
-            }
+            if references[place] == 0 { return place }
             // Held again since it was queued: its next release queues it again.
         }
-        compactQueue()
         return nil
     }
 
