@@ -104,10 +104,9 @@ public struct DNSFlowInfo: Sendable, Hashable {
     public var responseCode: UInt8 = 0
     /// Answers over all responses.
     public var answers: UInt16 = 0
-    /// Query-to-response time of the first matched response in microseconds, 0 when none matched.
+    /// Query-to-response time of the first matched response in microseconds (the difference
+    /// of the two capture times in whole microseconds), 0 when none matched.
     public var latencyMicroseconds: UInt32 = 0
-    @usableFromInline var pendingID: UInt16 = 0
-    @usableFromInline var pendingSince: UInt64 = 0
     @inlinable public init() {}
 }
 

@@ -8,12 +8,14 @@ import Glibc
 ///
 /// Memory is fixed at start and nothing is allocated per packet. Per flow of capacity: a
 /// 128-byte entry with everything a packet touches (key, counters, last-seen times, TCP
-/// sequence state), a details record written only on rarer events (first packet of a
-/// direction, TCP handshake and anomalies, ICMP errors, DNS, TLS), and two 4-byte index
-/// slots (open addressing, linear probing, backward-shift deletion). A slot holds the entry's
-/// number and, in the bits the number does not need, a fingerprint of the key's hash: a probe
-/// reads only the entry whose fingerprint matches, and the look-ahead requests that one. One
-/// tracker per capture thread: it is not thread-safe, and needs no lock.
+/// sequence state), an 80-byte details record written only on rarer events (first packet of a
+/// direction, TCP handshake and anomalies, ICMP errors, DNS or TLS, tunnel endpoints), two
+/// 4-byte index slots (open addressing, linear probing, backward-shift deletion), and an
+/// eighth of a place in the table of tunnel endpoint addresses (``bytesPerFlow``: 220). A slot
+/// holds the entry's number and, in the bits the number does not need, a fingerprint of the
+/// key's hash: a probe reads only the entry whose fingerprint matches, and the look-ahead
+/// requests that one. Free entries are chained through themselves. One tracker per capture
+/// thread: it is not thread-safe, and needs no lock.
 ///
 /// The non-mutating helpers that the per-packet path calls (`probe`, `prefetchEntries`,
 /// `guessClientDirection`, …) are `@inline(__always)`: called out of line from a mutating
@@ -24,11 +26,14 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     public var sink: Sink
     /// Names referenced by ``DNSFlowInfo`` and ``TLSFlowInfo`` IDs.
     public let names: NameTable
+    /// Outer (node) addresses of tunnelled flows.
+    @usableFromInline let addresses: EndpointAddressTable
     @usableFromInline var stats = FlowTrackerStatistics()
     /// Counters so far (``FlowTrackerStatistics/activeFlows`` as of the last sweep; see ``currentStatistics``).
     public var statistics: FlowTrackerStatistics {
         var s = stats
         s.namesNotKept = names.overflowed
+        s.tunnelEndpointsNotKept = addresses.notKept
         return s
     }
 
@@ -40,8 +45,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     @usableFromInline var index: UnsafeMutablePointer<UInt32>
     @usableFromInline let slotMask: Int
     @usableFromInline let entryMask: UInt32
-    @usableFromInline var free: UnsafeMutablePointer<UInt32>
+    /// Entries not in use: those never used start at `nextUnused`; released ones are chained
+    /// from `freeHead` (entry number + 1, 0 at the end) through their `nextSequence[0]`.
     @usableFromInline var freeCount: Int
+    @usableFromInline var freeHead: UInt32 = 0
+    @usableFromInline var nextUnused = 0
     @usableFromInline var sweepCursor = 0
     @usableFromInline var sampler: UInt64 = 0x9E37_79B9_7F4A_7C15
     @usableFromInline var fragments: UnsafeMutablePointer<FragmentPorts>
@@ -68,6 +76,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         self.configuration = configuration
         self.sink = sink
         self.names = NameTable(capacity: configuration.nameCapacity)
+        self.addresses = EndpointAddressTable(capacity: configuration.resolvedTunnelEndpointCapacity)
         capacity = configuration.capacity
         var slots = 16
         while slots < capacity * 2 { slots <<= 1 }
@@ -75,12 +84,10 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         let entryBits = UInt32.bitWidth - UInt32(capacity).leadingZeroBitCount  // holds 1...capacity
         entryMask = (1 << entryBits) &- 1  // capacity < 2^31: at least one fingerprint bit
         // Zeroed anonymous mappings, backed by memory only as flows touch them. All-zero is a
-        // free entry (hash 0) and an empty slot.
+        // free entry (status 0) and an empty slot.
         entries = zeroedAllocation(FlowEntry.self, count: capacity)
         details = zeroedAllocation(FlowDetails.self, count: capacity)
         index = zeroedAllocation(UInt32.self, count: slots)
-        free = .allocate(capacity: capacity)
-        for i in 0..<capacity { unsafe free[i] = UInt32(capacity - 1 - i) }
         freeCount = capacity
         var fragmentSlots = 16
         while fragmentSlots < max(configuration.fragmentCacheSize, 16) { fragmentSlots <<= 1 }
@@ -100,7 +107,6 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         unsafe releaseZeroedAllocation(entries, count: capacity)
         unsafe releaseZeroedAllocation(details, count: capacity)
         unsafe releaseZeroedAllocation(index, count: slotMask &+ 1)
-        unsafe free.deallocate()
         unsafe fragments.deallocate()
         unsafe scratch.deallocate()
         unsafe ahead.deallocate()
@@ -109,12 +115,17 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// Bytes of the per-packet entry of one flow (the target is at most 128).
     public static var entryBytes: Int { MemoryLayout<FlowEntry>.stride }
-    /// Bytes allocated per flow of capacity: entry, details, two index slots and the free list.
-    public static var bytesPerFlow: Int { MemoryLayout<FlowEntry>.stride + MemoryLayout<FlowDetails>.stride + 8 + 4 }
+    /// Bytes allocated per flow of capacity: entry, details, two index slots, and the flow's
+    /// share of the tunnel endpoint table at its default size (a place per 8 flows).
+    public static var bytesPerFlow: Int {
+        MemoryLayout<FlowEntry>.stride + MemoryLayout<FlowDetails>.stride + 8
+            + (EndpointAddressTable.bytesPerPlace + FlowTrackerConfiguration.flowsPerTunnelEndpoint - 1)
+            / FlowTrackerConfiguration.flowsPerTunnelEndpoint
+    }
     /// The memory allocated for the table, in bytes (names not counted).
     public var tableBytes: Int {
-        capacity * (MemoryLayout<FlowEntry>.stride + MemoryLayout<FlowDetails>.stride + 4) + (slotMask + 1) * 4
-            + (fragmentMask + 1) * MemoryLayout<FragmentPorts>.stride
+        capacity * (MemoryLayout<FlowEntry>.stride + MemoryLayout<FlowDetails>.stride) + (slotMask + 1) * 4
+            + (fragmentMask + 1) * MemoryLayout<FragmentPorts>.stride + addresses.bytes
     }
 
     public var activeFlows: Int { capacity - freeCount }
@@ -353,14 +364,14 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         if r.isNew {
             let d = unsafe details + r.index
             unsafe d.initialize(to: FlowDetails())
-            unsafe d.pointee.interface = UInt16(truncatingIfNeeded: interface)
+            unsafe e.pointee.interface = UInt16(truncatingIfNeeded: interface)
             unsafe e.pointee.reportTick = Self.tick(time)
-            unsafe d.pointee.carriesTunnel = layerIndex &+ 1 < packet.pointee.layerCount
+            if unsafe layerIndex &+ 1 < packet.pointee.layerCount { unsafe e.pointee.status |= FlowEntry.carriesTunnel }
             unsafe e.pointee.clientSide = UInt8(guessClientDirection(layer, direction: direction))
             if unsafe layerIndex > 0 && layer.pointee.tunnel != .none {
                 let outer = unsafe DecodedPacket.layer(layerIndex &- 1, of: packet)
-                unsafe d.pointee.outerSource = outer.pointee.source
-                unsafe d.pointee.outerDestination = outer.pointee.destination
+                unsafe d.pointee.outerSource = addresses.intern(outer.pointee.source)  // released in remove(_:)
+                unsafe d.pointee.outerDestination = addresses.intern(outer.pointee.destination)
             }
         }
         let previousLast = unsafe e.pointee.lastSeen[direction]
@@ -377,11 +388,11 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
         if unsafe layerIndex == packet.pointee.layerCount &- 1 {
             if let dns = unsafe packet.pointee.dns { unsafe trackDNS(details + r.index, dns, frame: frame, time: time) }
-            if let tls = unsafe packet.pointee.tls, unsafe (details[r.index].tls == nil) { unsafe trackTLS(details + r.index, tls, frame: frame) }
+            if let tls = unsafe packet.pointee.tls { unsafe trackTLS(details + r.index, tls, frame: frame) }
         }
         if r.isNew {
             stats.flowsOpened &+= 1
-            if configuration.emitsOpened { unsafe sink.receive(.opened, FlowRecord(entries[r.index], details[r.index], endReason: .none)) }
+            if configuration.emitsOpened { sink.receive(.opened, record(r.index, endReason: .none)) }
         }
     }
 
@@ -415,12 +426,12 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                     unsafe f.pointee.trackerFlags |= 0x80  // the SYN was seen: RTTs can be measured
                     unsafe f.pointee.tcpState = .synSent
                     unsafe f.pointee.clientSide = UInt8(direction)
-                    unsafe details[i].clientFromHandshake = true
+                    unsafe f.pointee.status |= FlowEntry.clientFromHandshake
                 }
             } else if state == .none || state == .synSent {
                 unsafe f.pointee.tcpState = .synReceived
                 unsafe f.pointee.clientSide = UInt8(1 &- direction)
-                unsafe details[i].clientFromHandshake = true
+                unsafe f.pointee.status |= FlowEntry.clientFromHandshake
                 let synTime = unsafe details[i].firstSeen[1 &- direction]
                 if state == .synSent && time >= synTime {
                     unsafe details[i].serverRTTMicroseconds = Self.microseconds(time &- synTime)
@@ -503,49 +514,72 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         }
     }
 
+    /// DNS and TLS share the flow's ``FlowApplicationInfo``: the first kind seen keeps it, and
+    /// the other kind's messages on the same flow are counted in
+    /// ``FlowTrackerStatistics/applicationInfoNotKept``.
     @inlinable
     mutating func trackDNS(_ f: UnsafeMutablePointer<FlowDetails>, _ d: DNSInfo, frame: RawSpan, time: UInt64) {
-        var info = unsafe f.pointee.dns ?? DNSFlowInfo()
-        if info.queryName == 0 && d.nameHash != 0 {
-            info.queryName = names.intern(hash: d.nameHash) { DNSMessage.queryName(in: frame, info: d) }
-            names.retain(info.queryName)  // released in remove(_:)
+        var info = unsafe f.pointee.application
+        switch info.kind {
+        case .tls:
+            stats.applicationInfoNotKept &+= 1
+            return
+        case .none: info.bits = FlowApplicationInfo.Kind.dns.rawValue
+        case .dns: break
+        }
+        if info.name == 0 && d.nameHash != 0 {
+            info.name = names.intern(hash: d.nameHash) { DNSMessage.queryName(in: frame, info: d) }
+            names.retain(info.name)  // released in remove(_:)
             info.queryType = d.queryType
         }
+        // Microseconds modulo 2³²: latencies are exact up to 35 minutes.
+        let micros = UInt32(truncatingIfNeeded: time / 1000)
         if !d.isResponse {
             info.queries &+= 1
             info.pendingID = d.id
-            info.pendingSince = time
+            info.pendingSince = micros
+            info.isPending = true
         } else {
             info.responses &+= 1
             info.responseCode = d.responseCode
             info.answers &+= d.answerCount
-            if info.pendingSince != 0 && info.pendingID == d.id {
-                if info.latencyMicroseconds == 0 {
-                    info.latencyMicroseconds = max(1, Self.microseconds(time &- info.pendingSince))
+            if info.isPending && info.pendingID == d.id {
+                if info.second == 0 {
+                    let elapsed = micros &- info.pendingSince
+                    info.second = Int32(bitPattern: elapsed) < 0 ? UInt32.max : max(1, elapsed)
                 }
-                info.pendingSince = 0
+                info.isPending = false
             }
         }
-        unsafe f.pointee.dns = info
+        unsafe f.pointee.application = info
     }
 
+    /// Keeps the flow's first ClientHello.
     @inlinable
     mutating func trackTLS(_ f: UnsafeMutablePointer<FlowDetails>, _ t: TLSClientHelloInfo, frame: RawSpan) {
-        var info = TLSFlowInfo()
-        info.offeredVersion = t.offeredVersion
+        switch unsafe f.pointee.application.kind {
+        case .tls: return
+        case .dns:
+            stats.applicationInfoNotKept &+= 1
+            return
+        case .none: break
+        }
+        var info = FlowApplicationInfo()
+        info.bits = FlowApplicationInfo.Kind.tls.rawValue
+        info.queries = t.offeredVersion
         if t.serverNameOffset >= 0 {
-            info.serverName = names.intern(hash: t.serverNameHash) {
+            info.name = names.intern(hash: t.serverNameHash) {
                 TLSClientHello.text(in: frame, offset: t.serverNameOffset, length: Int(t.serverNameLength))
             }
         }
         if t.alpnOffset >= 0 {
-            info.alpn = names.intern(hash: t.alpnHash) {
+            info.second = names.intern(hash: t.alpnHash) {
                 TLSClientHello.text(in: frame, offset: t.alpnOffset, length: Int(t.alpnLength))
             }
         }
-        names.retain(info.serverName)  // released in remove(_:)
-        names.retain(info.alpn)
-        unsafe f.pointee.tls = info
+        names.retain(info.name)  // released in remove(_:)
+        names.retain(info.second)
+        unsafe f.pointee.application = info
     }
 
     @inlinable
@@ -632,7 +666,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             if e == 0 { return (nil, slot) }
             if e & ~entryMask == fingerprint {
                 let i = entryNumber(inSlot: e)
-                if unsafe entries[i].hash == hash && entries[i].key == key { return (i, slot) }
+                if unsafe entries[i].key == key { return (i, slot) }
             }
             slot = (slot &+ 1) & slotMask
         }
@@ -653,8 +687,15 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
                 continue  // eviction moved index entries: probe again
             }
             freeCount &-= 1
-            let i = Int(unsafe free[freeCount])
-            unsafe entries[i] = FlowEntry(key: key, hash: hash)
+            let i: Int
+            if freeHead != 0 {
+                i = Int(freeHead &- 1)
+                freeHead = unsafe entries[i].nextSequence[0]
+            } else {
+                i = nextUnused
+                nextUnused &+= 1
+            }
+            unsafe entries[i] = FlowEntry(key: key)
             unsafe index[slot] = fingerprint(hash) | UInt32(i &+ 1)
             return (i, true)
         }
@@ -685,7 +726,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     /// The public record of entry `i`.
     @usableFromInline
     func record(_ i: Int, endReason: FlowEndReason) -> FlowRecord {
-        unsafe FlowRecord(entries[i], details[i], endReason: endReason)
+        unsafe FlowRecord(entries[i], details[i], addresses: addresses, endReason: endReason)
     }
 
     /// Emits `closed` for entry `i` and frees it.
@@ -698,30 +739,25 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     @usableFromInline
     mutating func remove(_ i: Int) {
-        let hash = unsafe entries[i].hash
+        let hash = unsafe entries[i].key.tableHash
         var slot = Int(hash) & slotMask
         while unsafe entryNumber(inSlot: index[slot]) != i { slot = (slot &+ 1) & slotMask }
-        // Backward-shift deletion keeps every probe chain unbroken.
-        var hole = slot
-        var j = slot
-        while true {
-            j = (j &+ 1) & slotMask
-            let e = unsafe index[j]
-            if e == 0 { break }
-            let home = Int(unsafe entries[entryNumber(inSlot: e)].hash) & slotMask
-            let between = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j)
-            if between { continue }
-            unsafe index[hole] = e
-            hole = j
+        unsafe removeSlot(slot, from: index, slotMask: slotMask) {
+            Int(unsafe entries[entryNumber(inSlot: $0)].key.tableHash) & slotMask
         }
-        unsafe index[hole] = 0
-        unsafe entries[i].hash = 0
-        if let dns = unsafe details[i].dns { names.release(dns.queryName) }
-        if let tls = unsafe details[i].tls {
-            names.release(tls.serverName)
-            names.release(tls.alpn)
+        let d = unsafe details + i
+        switch unsafe d.pointee.application.kind {
+        case .dns: unsafe names.release(d.pointee.application.name)
+        case .tls:
+            unsafe names.release(d.pointee.application.name)
+            unsafe names.release(d.pointee.application.second)
+        case .none: break
         }
-        unsafe free[freeCount] = UInt32(i)
+        unsafe addresses.release(d.pointee.outerSource)
+        unsafe addresses.release(d.pointee.outerDestination)
+        unsafe entries[i].status = 0
+        unsafe entries[i].nextSequence[0] = freeHead
+        freeHead = UInt32(i &+ 1)
         freeCount &+= 1
     }
 
@@ -754,7 +790,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
             let i = sweepCursor
             sweepCursor = sweepCursor &+ 1 == capacity ? 0 : sweepCursor &+ 1
             let e = unsafe entries + i
-            guard unsafe e.pointee.hash != 0 else { continue }
+            guard unsafe e.pointee.isInUse else { continue }
             let last = unsafe e.pointee.lastSeenEither
             let (limit, reason) = unsafe timeout(protocolNumber: e.pointee.key.protocolNumber, state: e.pointee.tcpState)
             if now > last && now &- last > limit {
@@ -780,7 +816,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
     public mutating func finish() {
         stats.preparedDiscarded &+= UInt64(aheadHead &- aheadTail)  // prepared, never processed
         aheadTail = aheadHead
-        for i in 0..<capacity where unsafe entries[i].hash != 0 {
+        for i in 0..<capacity where unsafe entries[i].isInUse {
             let reason: FlowEndReason
             switch unsafe entries[i].tcpState {
             case .closed: reason = .tcpFinished
@@ -794,7 +830,7 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
 
     /// Visits every tracked flow (for snapshots); the table is unchanged.
     public func forEachFlow(_ body: (FlowRecord) throws -> Void) rethrows {
-        for i in 0..<capacity where unsafe entries[i].hash != 0 {
+        for i in 0..<capacity where unsafe entries[i].isInUse {
             try body(record(i, endReason: .none))
         }
     }

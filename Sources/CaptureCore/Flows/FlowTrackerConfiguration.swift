@@ -37,12 +37,26 @@ public struct FlowTrackerConfiguration: Sendable, Hashable {
     /// The most distinct DNS / TLS names held at once (1 ... 2²⁰ − 1); names no tracked flow
     /// holds make way for new ones (see ``NameTable``).
     public var nameCapacity = 65_536
+    /// The most distinct outer (node) addresses of tunnelled flows held at once, at most
+    /// 65 535; 0 (the default) means one per ``flowsPerTunnelEndpoint`` flows of ``capacity``,
+    /// at least 64 and at most 65 535. An address that finds no place is left out of its flow's
+    /// record and counted in ``FlowTrackerStatistics/tunnelEndpointsNotKept``. An address
+    /// leaves the table when the last flow holding it ends.
+    public var tunnelEndpointCapacity = 0
     /// Entries of the cache that gives later IP fragments the ports of the first fragment.
     public var fragmentCacheSize = 1024
     /// Emit ``FlowEvent/opened`` for each new flow.
     public var emitsOpened = true
     public init() {}
     public init(capacity: Int) { self.capacity = capacity }
+
+    /// Flows per place of the default tunnel endpoint table (a node agent sees each peer
+    /// node's address in many flows).
+    public static var flowsPerTunnelEndpoint: Int { 8 }
+    /// ``tunnelEndpointCapacity``, or its default.
+    public var resolvedTunnelEndpointCapacity: Int {
+        tunnelEndpointCapacity > 0 ? tunnelEndpointCapacity : min(65_535, max(64, capacity / Self.flowsPerTunnelEndpoint))
+    }
 }
 
 /// Counters of a ``FlowTracker``.
@@ -71,6 +85,12 @@ public struct FlowTrackerStatistics: Sendable, Hashable {
     /// DNS and TLS names not kept on their flow because every place of the tracker's
     /// ``NameTable`` held a name of a tracked flow (``FlowTrackerConfiguration/nameCapacity``).
     public var namesNotKept: UInt64 = 0
+    /// Outer addresses of tunnelled flows left out of their records because the tracker's
+    /// table of them was full (``FlowTrackerConfiguration/tunnelEndpointCapacity``).
+    public var tunnelEndpointsNotKept: UInt64 = 0
+    /// DNS messages on a flow that carried a TLS ClientHello first, and ClientHellos on a
+    /// flow that carried DNS first: a flow keeps one of the two.
+    public var applicationInfoNotKept: UInt64 = 0
     /// Flows in the table now.
     public var activeFlows: Int = 0
     public init() {}

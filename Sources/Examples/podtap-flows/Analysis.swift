@@ -34,6 +34,12 @@ struct AnalysisSummary {
         if tracker.namesNotKept > 0 {
             s += "names        \(tracker.namesNotKept) DNS/TLS names not kept (every place of the name table held a tracked flow's)\n"
         }
+        if tracker.tunnelEndpointsNotKept > 0 {
+            s += "tunnels      \(tracker.tunnelEndpointsNotKept) outer addresses not kept (every place of the endpoint table held a tracked flow's)\n"
+        }
+        if tracker.applicationInfoNotKept > 0 {
+            s += "dns/tls      \(tracker.applicationInfoNotKept) messages not kept (their flow already carried the other kind)\n"
+        }
         if tracker.fragmentsWithoutPorts > 0 {
             s += "fragments    \(tracker.fragmentsWithoutPorts) later fragments without their first\n"
         }
