@@ -146,12 +146,16 @@ public struct FlowRecord: Sendable {
     /// The interface index the flow was first seen on (pcapng interface, capture source).
     public var interface: UInt16 = 0
     public var endReason = FlowEndReason.none
+    /// What the flow's DNS messages or its TLS ClientHello said: a flow keeps one of the two,
+    /// whichever it carried first (see ``FlowTrackerStatistics/applicationInfoNotKept``).
     public var dns: DNSFlowInfo? = nil
     public var tls: TLSFlowInfo? = nil
     /// True when this flow carried a tunnel (VXLAN, Geneve, GRE, IP-in-IP) whose inner flows
     /// are tracked too: the node-to-node "outer" flow.
     public var carriesTunnel = false
-    /// Outer endpoints of the first tunnelled packet, for flows inside a tunnel (zero otherwise).
+    /// Outer endpoints of the first tunnelled packet, for flows inside a tunnel (zero otherwise,
+    /// and zero when the tracker's table of them had no place: see
+    /// ``FlowTrackerStatistics/tunnelEndpointsNotKept``).
     public var outerSource = IPAddress.zero
     public var outerDestination = IPAddress.zero
 
