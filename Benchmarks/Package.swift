@@ -56,7 +56,8 @@ for (name, modules) in [("CaptureCoreBenchmarks", ["CaptureCore"]), ("K8sMetaBen
     )
 }
 
-// compare-live's trafgen traffic in memory, for lookahead-bench and CaptureCoreBenchmarks.
+// compare-live's trafgen traffic in memory, for lookahead-bench and CaptureCoreBenchmarks (and
+// the synthetic decoded UDP packet of CaptureCoreBenchmarks and entry-bench).
 package.targets.append(
     .target(name: "TrafgenFrames", dependencies: [.product(name: "CaptureCore", package: podtap)],
             path: "Tools/TrafgenFrames"))
@@ -69,5 +70,15 @@ package.targets.append(
         dependencies: ["TrafgenFrames", .product(name: "CaptureCore", package: podtap)],
         path: "Tools/lookahead-bench",
         swiftSettings: [.enableExperimentalFeature("Lifetimes")]
+    )
+)
+
+// FlowTracker.process(_:…) with a borrowed packet against process(&packet, …): what the copy of
+// a borrowed DecodedPacket costs (`swift run -c release entry-bench`).
+package.targets.append(
+    .executableTarget(
+        name: "entry-bench",
+        dependencies: ["TrafgenFrames", .product(name: "CaptureCore", package: podtap)],
+        path: "Tools/entry-bench"
     )
 )

@@ -14,7 +14,7 @@ struct TrackerHarness: ~Copyable {
     mutating func feed(_ frame: [UInt8], atMilliseconds ms: UInt64) {
         var p = DecodedPacket()
         unsafe decoder.decode(frame.span.bytes, linkType: .ethernet, into: &p)
-        unsafe tracker.process(p, frame: frame.span.bytes, timestamp: Timestamp(nanoseconds: ms * 1_000_000),
+        unsafe tracker.process(&p, frame: frame.span.bytes, timestamp: Timestamp(nanoseconds: ms * 1_000_000),
                                wireLength: frame.count)
     }
 
@@ -459,14 +459,14 @@ struct FlowTableMemoryTests {
     }
 }
 
-/// The two ways in: a packet the caller decoded, and decoding into the tracker's own scratch
-/// packet. Both must track exactly the same flows.
+/// The three ways in: a packet the caller decoded, lent or passed by reference, and decoding
+/// into the tracker's own scratch packet. All must track exactly the same flows.
 @Suite struct FlowTrackerEntryPointTests {
-    @Test(arguments: Corpus.wellformed + Corpus.malformed.prefix(40))
-    func decodingInPlaceTracksTheSameFlows(file: String) {
+    @Test(arguments: Corpus.wellformed + Corpus.malformed.prefix(40), [FileAnalysis.EntryPoint.byReference, .inPlace])
+    func everyEntryPointTracksTheSameFlows(file: String, entry: FileAnalysis.EntryPoint) {
         let path = Corpus.root.appendingPathComponent(file).path
         let borrowed = FileAnalysis(path: path)
-        let inPlace = FileAnalysis(path: path, inPlace: true)
+        let inPlace = FileAnalysis(path: path, entry: entry)
         #expect(borrowed.packets == inPlace.packets)
         #expect(borrowed.decodeStops == inPlace.decodeStops)
         #expect(borrowed.flows.count == inPlace.flows.count)

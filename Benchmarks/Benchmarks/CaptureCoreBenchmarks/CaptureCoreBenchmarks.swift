@@ -208,25 +208,14 @@ func readDecodeAndTrack(
     }
 }
 
-/// `count` distinct UDP flows 10.x.y.z:40000 → 10.96.0.1:53, one packet each.
+/// `count` distinct UDP flows 11.x.y.z:40000 → 10.96.0.1:53, one packet each.
 @inline(never)
 func fillWithDistinctFlows(_ tracker: inout FlowTracker<DiscardingFlowSink>, count: Int) {
-    var packet = DecodedPacket()
-    packet.layerCount = 1
-    var layer = NetworkLayer()
-    layer.ipVersion = 4
-    layer.protocolNumber = 17
-    layer.hasPorts = true
-    layer.sourcePort = 40000
-    layer.destinationPort = 53
-    layer.ipLength = 60
-    layer.transportOffset = 34
-    layer.destination = IPAddress(ipv4: 0x0A60_0001)
+    var synthetic = SyntheticUDPPacket()
     let frame: [UInt8] = []
     for i in 0..<count {
-        layer.source = IPAddress(ipv4: 0x0B00_0000 | UInt32(i))
-        packet.layers[0] = layer
-        tracker.process(packet, frame: frame.span.bytes, timestamp: Timestamp(nanoseconds: 1_000_000_000 + UInt64(i)),
+        synthetic.setSource(UInt32(i))
+        tracker.process(&synthetic.packet, frame: frame.span.bytes, timestamp: Timestamp(nanoseconds: 1_000_000_000 + UInt64(i)),
                         wireLength: 74)
     }
 }

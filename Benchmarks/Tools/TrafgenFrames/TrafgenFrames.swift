@@ -1,7 +1,7 @@
 // The traffic of compare-live.sh's trafgen senders, in memory: 64-byte Ethernet/IPv4/UDP frames
 // from 10.250.0.2 to 10.250.0.1:9 whose source port counts from 1024 through `flows` values, so
 // every packet hits another flow. Frames sit 128 bytes apart, as in a TPACKET_V3 ring.
-// Shared by lookahead-bench and CaptureCoreBenchmarks.
+// Shared by lookahead-bench, entry-bench and CaptureCoreBenchmarks.
 import CaptureCore
 
 /// A buffer of trafgen frames; frame `n` (any n ≥ 0) has source port 1024 + (n mod count) mod flows.
@@ -65,5 +65,31 @@ extension TrafgenFrames {
             tracker.process(frame: frame(n).bytes, linkType: .ethernet, decoder: decoder, timestamp: time(n),
                             wireLength: Self.frameLength)
         }
+    }
+}
+
+/// A decoded one-layer UDP packet 11.x.y.z:40000 → 10.96.0.1:53 (IP length 60) whose source
+/// address ``setSource(_:)`` picks: one synthetic flow per source, without decoding (the table
+/// memory benchmark and entry-bench).
+public struct SyntheticUDPPacket {
+    public var packet = DecodedPacket()
+    var layer = NetworkLayer()
+
+    public init() {
+        packet.layerCount = 1
+        layer.ipVersion = 4
+        layer.protocolNumber = 17
+        layer.hasPorts = true
+        layer.sourcePort = 40000
+        layer.destinationPort = 53
+        layer.ipLength = 60
+        layer.transportOffset = 34
+        layer.destination = IPAddress(ipv4: 0x0A60_0001)
+    }
+
+    /// Makes the packet come from 11.0.0.0 + `n`.
+    public mutating func setSource(_ n: UInt32) {
+        layer.source = IPAddress(ipv4: 0x0B00_0000 | n)
+        packet.layers[0] = layer
     }
 }

@@ -11,9 +11,17 @@ struct FileAnalysis {
     var error: CaptureFileError?
     var openError: CaptureFileError?
 
-    /// - Parameter inPlace: decode into the tracker's scratch packet
-    ///   (`process(frame:linkType:decoder:…)`) instead of into a packet of our own.
-    init(path: String, configuration: FlowTrackerConfiguration = FlowTrackerConfiguration(), inPlace: Bool = false) {
+    /// How packets reach the tracker.
+    enum EntryPoint {
+        /// Decoded into a packet of our own, lent with `process(_:…)` (borrowing).
+        case borrowed
+        /// Decoded into a packet of our own, passed as `process(&packet, …)`.
+        case byReference
+        /// Decoded into the tracker's scratch packet (`process(frame:linkType:decoder:…)`).
+        case inPlace
+    }
+
+    init(path: String, configuration: FlowTrackerConfiguration = FlowTrackerConfiguration(), entry: EntryPoint = .borrowed) {
         var tracker = FlowTracker(configuration: configuration, sink: CollectingFlowSink())
         let decoder = PacketDecoder()
         var packet = DecodedPacket()
@@ -22,7 +30,7 @@ struct FileAnalysis {
             do {
                 while try reader.advance() {
                     let record = reader.packet
-                    if inPlace {
+                    if entry == .inPlace {
                         let stop = tracker.process(
                             frame: record.bytes, linkType: record.linkType, decoder: decoder,
                             timestamp: record.timestamp, wireLength: record.originalLength,
@@ -31,8 +39,13 @@ struct FileAnalysis {
                     } else {
                         decoder.decode(record.bytes, linkType: record.linkType, into: &packet)
                         if let stop = packet.stop { decodeStops.record(stop) }
-                        tracker.process(packet, frame: record.bytes, timestamp: record.timestamp,
-                                        wireLength: record.originalLength, interface: record.interfaceIndex)
+                        if entry == .byReference {
+                            tracker.process(&packet, frame: record.bytes, timestamp: record.timestamp,
+                                            wireLength: record.originalLength, interface: record.interfaceIndex)
+                        } else {
+                            tracker.process(packet, frame: record.bytes, timestamp: record.timestamp,
+                                            wireLength: record.originalLength, interface: record.interfaceIndex)
+                        }
                     }
                     packets += 1
                 }
