@@ -51,4 +51,17 @@ struct EndpointAddressTableTests {
         #expect(Set(fresh).count == capacity && !fresh.contains(0))
         #expect(table.intern(IPAddress(ipv4: 0x0808_0808)) == 0)
     }
+
+    @Test("The tracker's endpoint table: a place per 8 flows, 64 to 65,535; an explicit size is kept up to 65,535")
+    func trackerSizesTheTable() {
+        func places(_ capacity: Int, _ explicit: Int = 0) -> Int {
+            var c = FlowTrackerConfiguration(capacity: capacity)
+            c.tunnelEndpointCapacity = explicit
+            return c.resolvedTunnelEndpointCapacity
+        }
+        #expect(places(65_536) == 8192 && places(100) == 64 && places(1 << 30) == 65_535)
+        #expect(places(65_536, 5) == 5 && places(65_536, 1_000_000) == 65_535)
+        let tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 1 << 20), sink: DiscardingFlowSink())
+        #expect(tracker.addresses.capacity == 65_535)
+    }
 }

@@ -38,8 +38,8 @@ public struct FlowTrackerConfiguration: Sendable, Hashable {
     /// holds make way for new ones (see ``NameTable``).
     public var nameCapacity = 65_536
     /// The most distinct outer (node) addresses of tunnelled flows held at once, at most
-    /// 65 535; 0 (the default) means one per ``flowsPerTunnelEndpoint`` flows of ``capacity``,
-    /// at least 64 and at most 65 535. An address that finds no place is left out of its flow's
+    /// 65 535 (larger values count as 65 535); 0 (the default) means one per
+    /// ``flowsPerTunnelEndpoint`` flows of ``capacity``, at least 64 and at most 65 535. An address that finds no place is left out of its flow's
     /// record and counted in ``FlowTrackerStatistics/tunnelEndpointsNotKept``. An address
     /// leaves the table when the last flow holding it ends.
     public var tunnelEndpointCapacity = 0
@@ -55,7 +55,7 @@ public struct FlowTrackerConfiguration: Sendable, Hashable {
     public static var flowsPerTunnelEndpoint: Int { 8 }
     /// ``tunnelEndpointCapacity``, or its default.
     public var resolvedTunnelEndpointCapacity: Int {
-        tunnelEndpointCapacity > 0 ? tunnelEndpointCapacity : min(65_535, max(64, capacity / Self.flowsPerTunnelEndpoint))
+        min(65_535, tunnelEndpointCapacity > 0 ? tunnelEndpointCapacity : max(64, capacity / Self.flowsPerTunnelEndpoint))
     }
 }
 
