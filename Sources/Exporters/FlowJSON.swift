@@ -36,8 +36,9 @@ public enum FlowJSON {
             out.beginObject("tunnel")
             out.field("kind", r.key.tunnel.description)
             out.field("id", Int(r.key.tunnelID))
-            out.field("outer_src", r.outerSource)
-            out.field("outer_dst", r.outerDestination)
+            // Zero when the tracker had no place for the address (tunnelEndpointsNotKept): left out.
+            if r.outerSource != .zero { out.field("outer_src", r.outerSource) }
+            if r.outerDestination != .zero { out.field("outer_dst", r.outerDestination) }
             out.endObject()
         }
         if r.carriesTunnel { out.field("carries_tunnel", true) }

@@ -48,6 +48,15 @@ struct FlowJSONTests {
         #expect(object["vlan"] as? Int == 100)
         let tunnel = try #require(object["tunnel"] as? [String: Any])
         #expect(tunnel["outer_src"] as? String == "fd00::1" && tunnel["outer_dst"] as? String == "10.0.0.12")
+        // An outer address the tracker did not keep (zero) is left out, not written as "::".
+        var unkept = r
+        unkept.outerSource = .zero
+        var line = JSONBuffer()
+        FlowJSON.append(.closed, unkept, names: names, to: &line)
+        let unkeptObject = try #require(try JSONSerialization.jsonObject(with: Data(line.bytes)) as? [String: Any])
+        let unkeptTunnel = try #require(unkeptObject["tunnel"] as? [String: Any])
+        #expect(unkeptTunnel["outer_src"] == nil && unkeptTunnel["outer_dst"] as? String == "10.0.0.12")
+        #expect(unkeptTunnel["kind"] as? String == "vxlan")
         let c2s = try #require(object["client_to_server"] as? [String: Any])
         #expect((c2s["wire_bytes"] as? NSNumber)?.uint64Value == 12_345_678_901)
         #expect(object["end_reason"] as? String == "idle")

@@ -65,7 +65,11 @@ struct FlowTableRenderer {
         let retx = k.protocolNumber == 6 ? String(c.retransmissions + s.retransmissions) : "-"
         var info: [String] = []
         if k.vlanID != 0 { info.append("vlan=\(k.vlanID)") }
-        if k.tunnel != .none { info.append("\(k.tunnel)=\(k.tunnelID) via \(f.outerSource)>\(f.outerDestination)") }
+        if k.tunnel != .none {
+            // An outer address the tracker had no place for is zero: shown as "?".
+            func outer(_ a: IPAddress) -> String { a == .zero ? "?" : "\(a)" }
+            info.append("\(k.tunnel)=\(k.tunnelID) via \(outer(f.outerSource))>\(outer(f.outerDestination))")
+        }
         if f.carriesTunnel { info.append("tunnel-carrier") }
         if let d = f.dns {
             var text = "dns \(names[d.queryName])"
