@@ -39,9 +39,10 @@ public struct FlowTrackerConfiguration: Sendable, Hashable {
     public var nameCapacity = 65_536
     /// The most distinct outer (node) addresses of tunnelled flows held at once, at most
     /// 65 535 (larger values count as 65 535); 0 (the default) means one per
-    /// ``flowsPerTunnelEndpoint`` flows of ``capacity``, at least 64 and at most 65 535. An address that finds no place is left out of its flow's
-    /// record and counted in ``FlowTrackerStatistics/tunnelEndpointsNotKept``. An address
-    /// leaves the table when the last flow holding it ends.
+    /// ``flowsPerTunnelEndpoint`` flows of ``capacity``, at least 64 and at most 65 535. An
+    /// address that finds no place is left out of its flow's record and counted in
+    /// ``FlowTrackerStatistics/tunnelEndpointsNotKept``. An address leaves the table when the
+    /// last flow holding it ends.
     public var tunnelEndpointCapacity = 0
     /// Entries of the cache that gives later IP fragments the ports of the first fragment.
     public var fragmentCacheSize = 1024
@@ -55,7 +56,8 @@ public struct FlowTrackerConfiguration: Sendable, Hashable {
     public static var flowsPerTunnelEndpoint: Int { 8 }
     /// ``tunnelEndpointCapacity``, or its default.
     public var resolvedTunnelEndpointCapacity: Int {
-        min(65_535, tunnelEndpointCapacity > 0 ? tunnelEndpointCapacity : max(64, capacity / Self.flowsPerTunnelEndpoint))
+        let wanted = tunnelEndpointCapacity > 0 ? tunnelEndpointCapacity : max(64, capacity / Self.flowsPerTunnelEndpoint)
+        return min(wanted, EndpointAddressTable.maximumCapacity)
     }
 }
 

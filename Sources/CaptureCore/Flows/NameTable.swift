@@ -36,9 +36,12 @@ public final class NameTable {
     /// Names that took the place of an unreferenced one.
     public private(set) var reused: UInt64 = 0
 
-    /// - Parameter capacity: names held at most, 1 ... 2²⁰ − 1.
+    /// The largest ``capacity`` (an ID's place has ``placeBits`` bits): 2²⁰ − 1.
+    public static var maximumCapacity: Int { (1 << Int(placeBits)) - 1 }
+
+    /// - Parameter capacity: names held at most, 1 ... ``maximumCapacity``.
     public init(capacity: Int = 65_536) {
-        precondition(capacity > 0 && capacity < 1 << Self.placeBits, "NameTable capacity must be in 1..<2^20")
+        precondition(capacity > 0 && capacity <= Self.maximumCapacity, "NameTable capacity must be in 1..<2^20")
         self.capacity = capacity
         ids.reserveCapacity(min(capacity, 4096))
     }

@@ -104,7 +104,7 @@ struct PodTapFlows: ParsableCommand {
         configuration.timeouts.udp = UInt64(udpIdleTimeout * 1e9)
         configuration.emitsOpened = updates
         // Room for a name on every tracked flow (the table keeps only names of tracked flows).
-        configuration.nameCapacity = min(max(configuration.nameCapacity, capacity), (1 << 20) - 1)
+        configuration.nameCapacity = min(max(configuration.nameCapacity, capacity), NameTable.maximumCapacity)
         var decoder = PacketDecoder()
         if let vxlanPort { decoder.vxlanPorts.0 = vxlanPort }
         if noL7 {
