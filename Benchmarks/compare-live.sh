@@ -1,6 +1,7 @@
 #!/bin/bash
 # compare-live.sh - live capture on a veth: PodTap's AFPacketSource (1 and 2 fanout threads) and
-# PcapLiveSource against netsniff-ng, tcpdump and the TPACKET_V3 reference reader (bench/limit/tpv3.c),
+# PcapLiveSource against netsniff-ng, tcpdump, the TPACKET_V3 reference reader (bench/limit/tpv3.c)
+# and a C decode + track yardstick (Tools/flows-live: tpv3.c's ring feeding bench/limit/flows.c),
 # in one run, under the same senders. Prints one markdown table (with -r, a summary after it);
 # with -i, PodTap alone on an existing interface.
 #
@@ -12,7 +13,11 @@
 #                 its send rate over netsniff-ng's (default 1: one row each, no summary)
 #   -p PCAP       capture replayed by the tcpreplay sender (default: a genpcap capture made here)
 #   -c CAPTURERS  comma list from: none, podtap-afpacket, podtap-afpacket2, podtap-pcap,
-#                 netsniff-ng, tcpdump, tpv3 (default: all)
+#                 netsniff-ng, tcpdump, tpv3, flows-live (default: all)
+#                 flows-live: tpv3.c's ring loop with flows.c's parse and flow table (VXLAN
+#                 unwrapped), each frame parsed and its bucket requested 8 frames ahead; what
+#                 decoding and tracking cost in C, doing less than PodTap (no TCP state, RTT,
+#                 DNS/TLS, timeouts or events)
 #   -s SENDERS    comma list from: trafgen (64-byte UDP, 1 process), trafgen2 (2 processes),
 #                 tcpreplay (--topspeed of PCAP) (default: trafgen2,trafgen,tcpreplay)
 #   -n            PodTap captures without decoding and tracking (raw capture cost only)
@@ -73,7 +78,7 @@ if [ -n "$IFACE" ]; then
     done
     [ -e "/sys/class/net/$IFACE" ] || { echo "compare-live: no interface '$IFACE' in this network namespace (see ip link)" >&2; exit 1; }
 else
-    CAPS=${CAPS:-none,podtap-afpacket,podtap-afpacket2,podtap-pcap,netsniff-ng,tcpdump,tpv3}
+    CAPS=${CAPS:-none,podtap-afpacket,podtap-afpacket2,podtap-pcap,netsniff-ng,tcpdump,tpv3,flows-live}
 fi
 [ "$(id -u)" = 0 ] || { echo "compare-live: run as root (namespaces, veth, AF_PACKET)" >&2; exit 1; }
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -99,6 +104,10 @@ if [ -z "$IFACE" ]; then
         src=$BENCH/limit/$t.c; [ $t = genpcap ] && src=$BENCH/gen/genpcap.c
         if [ ! -x "$CBIN/$t" ] || [ "$src" -nt "$CBIN/$t" ]; then cc -O2 -Wall -o "$CBIN/$t" "$src" -lm; fi
     done
+    src=$HERE/Tools/flows-live/flows-live.c
+    if [ ! -x "$CBIN/flows-live" ] || [ "$src" -nt "$CBIN/flows-live" ] || [ "$BENCH/limit/flows.c" -nt "$CBIN/flows-live" ]; then
+        cc -O2 -Wall -DFLOWS_C="\"$BENCH/limit/flows.c\"" -o "$CBIN/flows-live" "$src"
+    fi
 fi
 log "building podtap-live (release)"
 (cd "$HERE" && swift build -c release --product podtap-live >&2) || { log "swift build failed"; exit 1; }
@@ -165,12 +174,13 @@ start_cap() {
     tcpdump) tcpdump -i "$HV" -w /dev/null > "$WORK/cap.out" 2>&1 & ;;
     netsniff-ng) netsniff-ng --in "$HV" --out /dev/null --silent > "$WORK/cap.out" 2>&1 & ;;
     tpv3) "$CBIN/tpv3" -i "$HV" -t $((DUR + 600)) > "$WORK/cap.out" 2>&1 & ;;
+    flows-live) "$CBIN/flows-live" -i "$HV" -t $((DUR + 600)) > "$WORK/cap.out" 2>&1 & ;;
     none) echo "none ready" > "$WORK/cap.out"; sleep "$((DUR + 600))" & ;;
     *) log "unknown capturer $1"; exit 2 ;;
     esac
     CAPPID=$!
     local pat
-    case $1 in podtap-*) pat='podtap ready' ;; tcpdump) pat='listening on' ;; netsniff-ng) pat='Running!' ;; tpv3) pat='tpv3 ready' ;; none) pat='none ready' ;; esac
+    case $1 in podtap-*) pat='podtap ready' ;; tcpdump) pat='listening on' ;; netsniff-ng) pat='Running!' ;; tpv3) pat='tpv3 ready' ;; flows-live) pat='flows-live ready' ;; none) pat='none ready' ;; esac
     for _ in $(seq 6000); do grep -q "$pat" "$WORK/cap.out" 2>/dev/null && break; sleep 0.01; done
     grep -q "$pat" "$WORK/cap.out" || { log "$1 did not start:"; cat "$WORK/cap.out" >&2; exit 1; }
     # With a generator, let the capturer settle before the blast; with -i the traffic is
@@ -196,7 +206,7 @@ cap_summary() { # -> "seen drops"
     podtap-*) sed -n 's/^podtap seen=\([0-9]*\) kernel_drops=\([0-9]*\).*/\1 \2/p' "$WORK/cap.out" ;;
     tcpdump) awk '/packets captured/{c=$1} /dropped by kernel/{d=$1} END{print c+0, d+0}' "$WORK/cap.out" ;;
     netsniff-ng) tr -d '\r' < "$WORK/cap.out" | awk '/packets passed filter/{p=$1} /failed filter/{f=$1} END{print p+0, f+0}' ;;
-    tpv3) sed -n 's/.* seen=\([0-9]*\).*kernel_drops=\([0-9]*\).*/\1 \2/p' "$WORK/cap.out" ;;
+    tpv3 | flows-live) sed -n 's/.* seen=\([0-9]*\).*kernel_drops=\([0-9]*\).*/\1 \2/p' "$WORK/cap.out" ;;
     none) echo "0 0" ;;
     esac
 }
