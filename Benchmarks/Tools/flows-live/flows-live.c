@@ -153,7 +153,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: flows-live -i IFACE [-t SECONDS] [-l]\n");
         return 2;
     }
-    while (TCAP < (1u << 18)) grow(); /* preallocated: lookup() never grows while capturing */
+    /* Preallocated for 2^17 flows: count() never grows the table, and the loop stops after the
+     * block in which the 2^17th flow appeared. With -l, flows.c's lookup() grows it then (an
+     * allocation while capturing) and the capture goes on. */
+    while (TCAP < (1u << 18)) grow();
     int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (fd < 0) { perror("socket"); return 1; }
     int v = TPACKET_V3;
