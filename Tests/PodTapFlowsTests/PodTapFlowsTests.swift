@@ -32,6 +32,18 @@ struct PodTapFlowsTests {
         #expect(r.stdout.contains("--format"))
     }
 
+    @Test("--help fits an 80-column terminal and reflows its paragraphs on a wider one")
+    func helpWidth() throws {
+        let narrow = try runProcess("/usr/bin/env", ["COLUMNS=80", Tool.binary, "--help"])
+        #expect(narrow.status == 0)
+        let long = narrow.stdout.split(separator: "\n").filter { $0.count > 80 }
+        #expect(long.isEmpty, "lines over 80 columns: \(long)")
+        // A paragraph is one line when the terminal is wide enough, not the source's lines.
+        let wide = try runProcess("/usr/bin/env", ["COLUMNS=240", Tool.binary, "--help"])
+        let first = wide.stdout.split(separator: "\n").first { $0.hasPrefix("Decodes every packet") }
+        #expect(first?.contains("VXLAN on 4789") == true, "first paragraph: \(first ?? "missing")")
+    }
+
     @Test("An unreadable file exits non-zero with a message naming it")
     func unreadable() throws {
         let r = try Tool.run(["--format", "jsonl", "/nonexistent/capture.pcap"])
@@ -142,6 +154,54 @@ struct PodTapFlowsTests {
         // Without --innermost the 244 outer VXLAN flows (node to node) are there as well.
         let all = try Tool.run(["--format", "csv", pcap])
         #expect(all.stdout.split(separator: "\n").count - 1 == 2500 + 244)
+    }
+
+    @Test("--vxlan-port: VXLAN moved to another UDP port is unwrapped with it and not without; 8472 stays")
+    func vxlanPort() throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
+        let demo = try Self.demoCapture(scratch)
+        // The demo with its flannel VXLAN (UDP destination 8472) moved to 4790.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: demo)))
+        #expect(Array(bytes[0..<4]) == [0xD4, 0xC3, 0xB2, 0xA1])  // little-endian µs pcap
+        func u16(_ at: Int) -> Int { Int(bytes[at]) << 8 | Int(bytes[at + 1]) }
+        func u32le(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        var at = 24, moved = 0
+        while at + 16 <= bytes.count {
+            let captured = u32le(at + 8), frame = at + 16
+            at = frame + captured
+            var ip = frame + 14
+            if u16(frame + 12) == 0x8100 { ip += 4 }
+            guard ip + 28 <= at, u16(ip - 2) == 0x0800, bytes[ip + 9] == 17 else { continue }
+            let udp = ip + Int(bytes[ip] & 0x0F) * 4
+            guard udp + 8 <= at, u16(udp + 2) == 8472 else { continue }
+            bytes[udp + 2] = UInt8(4790 >> 8); bytes[udp + 3] = UInt8(4790 & 0xFF)
+            bytes[udp + 6] = 0; bytes[udp + 7] = 0  // no checksum, as flannel sends
+            moved += 1
+        }
+        #expect(at == bytes.count)
+        #expect(moved > 10)
+        let moved4790 = scratch.path("vxlan-4790.pcap")
+        try Data(bytes).write(to: URL(fileURLWithPath: moved4790))
+
+        func innermost(_ arguments: [String]) throws -> [Substring] {
+            let r = try Tool.run(["--format", "csv", "--innermost"] + arguments)
+            #expect(r.status == 0, "\(r.stderr)")
+            return r.stdout.split(separator: "\n")
+        }
+        let original = try innermost([demo])
+        // Unwrapped on 4790 with the option: the same inner flows, row for row.
+        #expect(try innermost(["--vxlan-port", "4790", moved4790]) == original)
+        // Without it, exactly the tunnelled inner flows are gone (the rest are unchanged) and
+        // the outer UDP flows to 4790 appear.
+        let plain = try innermost([moved4790])
+        let tunnelled = original.filter { $0.split(separator: ",")[12] == "vxlan" }
+        #expect(!tunnelled.isEmpty)
+        #expect(original.filter { !plain.contains($0) } == tunnelled)
+        #expect(plain.contains { $0.contains(",4790,") })
+        #expect(!original.contains { $0.contains(",4790,") })
+        // The option replaces 4789 only: flannel's 8472 is still unwrapped.
+        #expect(try innermost(["--vxlan-port", "4790", demo]) == original)
     }
 
     /// The demo capture shipped in the repository, unpacked.

@@ -12,26 +12,32 @@ struct PodTapFlows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "podtap-flows",
         abstract: "Turn pcap / pcapng capture files into bidirectional flows.",
+        // Paragraphs end their lines with "\" so the help wraps them to the terminal's width;
+        // the examples are preformatted and fit in 80 columns.
         discussion: """
-            Decodes every packet (Ethernet, 802.1Q/QinQ, Linux cooked v1/v2, raw IP, BSD loopback;
-            IPv4/IPv6 with extension headers and fragments; TCP, UDP, ICMP, SCTP; VXLAN on 4789 and
-            flannel's 8472, Geneve, GRE, IP-in-IP with the inner packets decoded; DNS and TLS
-            ClientHello), tracks bidirectional flows with TCP state, handshake RTT and
-            retransmissions, and prints one record per flow. Tunnelled flows appear twice: the
-            pod-to-pod inner flow, and the node-to-node outer flow that carried it.
+            Decodes every packet (Ethernet, 802.1Q/QinQ, Linux cooked v1/v2, raw IP, BSD \
+            loopback; IPv4/IPv6 with extension headers and fragments; TCP, UDP, ICMP, SCTP; \
+            VXLAN on 4789 and flannel's 8472, Geneve, GRE, IP-in-IP with the inner packets \
+            decoded; DNS and TLS ClientHello), tracks bidirectional flows with TCP state, \
+            handshake RTT and retransmissions, and prints one record per flow. Tunnelled flows \
+            appear twice: the pod-to-pod inner flow, and the node-to-node outer flow that \
+            carried it.
 
-            A summary (packets, decoded, undecodable by reason, flows, evictions) goes to
-            standard error. Exit status is 1 when a file cannot be read or is cut short (every
+            A summary (packets, decoded, undecodable by reason, flows, evictions) goes to \
+            standard error. Exit status is 1 when a file cannot be read or is cut short (every \
             packet before the damage is still counted), 0 otherwise.
 
             EXAMPLES:
-              podtap-flows capture.pcapng                   aligned table on a terminal
+              podtap-flows capture.pcapng              aligned table on a terminal
               podtap-flows --format jsonl node-*.pcap > flows.jsonl
-              podtap-flows --format csv --innermost k8s.pcap   (columns of bench/tools/check_truth.py)
+              podtap-flows --format csv --innermost k8s.pcap
+                  columns of bench/tools/check_truth.py
               podtap-flows --sort packets --limit 20 big.pcap
-              podtap-flows --snapshot cluster.json capture.pcap   name pods, services, nodes
-                (cluster.json: kubectl get pods,services,endpointslices,nodes,replicasets,deployments -A -o json;
-                 -o yaml works too)
+              podtap-flows --snapshot cluster.json capture.pcap
+                  names pods, services and nodes; cluster.json is what
+                  kubectl get pods,services,endpointslices,nodes,replicasets,deployments \\
+                    -A -o json
+                  writes (-o yaml works too)
             """
     )
 
@@ -73,10 +79,10 @@ struct PodTapFlows: ParsableCommand {
     @Option(help: "Idle timeout in seconds for UDP flows.")
     var udpIdleTimeout: Double = 60
 
-    @Option(help: "Extra UDP port to decode as VXLAN besides 4789 and 8472 (replaces 4789).")
+    @Option(help: "A UDP port to decode as VXLAN instead of 4789 (flannel's 8472 stays).")
     var vxlanPort: UInt16?
 
-    @Option(help: "A cluster snapshot (kubectl get pods,services,endpointslices,nodes,replicasets,deployments -A -o json or -o yaml): name each flow end's pod, workload, Service or node.")
+    @Option(help: "A cluster snapshot (what kubectl get -A -o json, or -o yaml, writes for pods, services, endpointslices, nodes, replicasets and deployments; see EXAMPLES): name each flow end's pod, workload, Service or node.")
     var snapshot: String?
 
     @Option(help: "With --snapshot: an address range counted as inside the cluster (pod or service CIDR) when no object holds an address; repeatable. Node podCIDRs count already.")
