@@ -57,6 +57,22 @@ struct PodTapFlowsTests {
         #expect(t.stderr.contains("text.pcap"))
     }
 
+    @Test("- reads standard input: the same flows as the file; an empty input is an error naming it")
+    func standardInput() throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
+        let demo = try Self.demoCapture(scratch)
+        let file = try Tool.run(["--format", "csv", demo])
+        #expect(file.status == 0)
+        let piped = try runProcess("/bin/sh", ["-c", "cat '\(demo)' | '\(Tool.binary)' --format csv -"])
+        #expect(piped.status == 0)
+        #expect(piped.stdout == file.stdout)
+        #expect(piped.stdout.split(separator: "\n").count > 50)
+        let empty = try runProcess("/bin/sh", ["-c", "'\(Tool.binary)' --format csv - < /dev/null"])
+        #expect(empty.status == 1)
+        #expect(empty.stderr.contains("standard input: byte offset 0: empty file"), "\(empty.stderr)")
+    }
+
     @Test("A capture cut short: flows before the cut are printed, the error names the offset, exit 1")
     func truncated() throws {
         let scratch = try TemporaryDirectory()

@@ -60,15 +60,19 @@ struct Analysis {
         var interfaceBase = 0
         let start = monotonicSeconds()
         for path in files {
+            // "-" is standard input, read to its end (`tcpdump -w - … | podtap-flows -`).
+            let name = path == "-" ? "standard input" : path
             var reader: CaptureFileReader
             do {
-                reader = try CaptureFileReader(path: path)
+                reader = try CaptureFileReader(path: path == "-" ? "/dev/stdin" : path)
             } catch {
+                var error = error
+                error.fileName = name
                 summary.failures.append(error.description)
                 continue
             }
             summary.fileBytes += reader.fileSize
-            var bar = ProgressBar(enabled: showProgress && reader.fileSize >= 32 << 20, total: reader.fileSize, name: path)
+            var bar = ProgressBar(enabled: showProgress && reader.fileSize >= 32 << 20, total: reader.fileSize, name: name)
             do {
                 while try reader.advance() {
                     let record = reader.packet
@@ -84,6 +88,8 @@ struct Analysis {
                     if summary.packets & 0xFFFF == 0 { bar.update(reader.bytesRead, packets: summary.packets) }
                 }
             } catch {
+                var error = error
+                error.fileName = name
                 summary.failures.append(error.description)
             }
             bar.finish()

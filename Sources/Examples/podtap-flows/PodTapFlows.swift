@@ -33,6 +33,7 @@ struct PodTapFlows: ParsableCommand {
               podtap-flows --format csv --innermost k8s.pcap
                   columns of bench/tools/check_truth.py
               podtap-flows --sort packets --limit 20 big.pcap
+              tcpdump -i eth0 -c 100000 -w - | podtap-flows -
               podtap-flows --snapshot cluster.json capture.pcap
                   names pods, services and nodes; cluster.json is what
                   kubectl get pods,services,endpointslices,nodes,replicasets,deployments \\
@@ -49,7 +50,7 @@ struct PodTapFlows: ParsableCommand {
         case bytes, packets, start, duration
     }
 
-    @Argument(help: "Capture files (pcap or pcapng), read in order as one capture.")
+    @Argument(help: "Capture files (pcap or pcapng), read in order as one capture; - is standard input.")
     var files: [String]
 
     @Option(help: "Output format: table (default on a terminal), jsonl (default otherwise), csv, or summary (no flow records, only the summary on standard error).")
