@@ -1,4 +1,5 @@
-// libFuzzer harness: CaptureFileReader (classic pcap and pcapng), then every packet through
+// libFuzzer harness: CaptureFileReader (classic pcap and pcapng), checked against
+// CaptureStreamReader reading the same bytes in pieces, then every packet through
 // PacketDecoder and FlowTracker, then PcapNGWriter (packets and interface statistics) and
 // PcapWriter, reading both outputs back to check the round trips.
 //
@@ -76,9 +77,77 @@ func pcapRounded(_ time: Timestamp, _ resolution: TimestampResolution) -> Timest
     return Timestamp(nanoseconds: seconds * 1_000_000_000 + fraction)
 }
 
+/// What a packet read from the input is, for comparing the two readers.
+struct ReadPacket: Equatable {
+    var bytes: [UInt8]
+    var originalLength: Int
+    var timestamp: Timestamp
+    var interfaceIndex: Int
+    var fileOffset: Int
+    var end: Int
+
+    init(_ record: borrowing PacketRecord, end: Int) {
+        bytes = record.bytes.withUnsafeBytes { Array($0) }
+        originalLength = record.originalLength
+        timestamp = record.timestamp
+        interfaceIndex = record.interfaceIndex
+        fileOffset = record.fileOffset
+        self.end = end
+    }
+}
+
+/// CaptureStreamReader, fed the input in pieces of 1 to 97 bytes through a 64-byte window,
+/// must read what CaptureFileReader reads: the same packets, interfaces, sections and error.
+func checkStream(_ bytes: [UInt8]) {
+    var fromFile: [ReadPacket] = [], fileError: CaptureFileError? = nil
+    var fileInterfaces: [CaptureInterface] = [], fileSections: [CaptureSection] = []
+    do {
+        var reader = try CaptureFileReader(bytes: bytes, name: "fuzz-input")
+        do {
+            while try reader.advance() { fromFile.append(ReadPacket(reader.packet, end: reader.bytesRead)) }
+        } catch { fileError = error }
+        fileInterfaces = reader.interfaces
+        fileSections = reader.sections
+    } catch { fileError = error }
+
+    var fromStream: [ReadPacket] = [], streamError: CaptureFileError? = nil
+    var streamInterfaces: [CaptureInterface] = [], streamSections: [CaptureSection] = []
+    var at = 0
+    var state = UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15 | 1
+    do {
+        var reader = try CaptureStreamReader(name: "fuzz-input", windowBytes: 64) { buffer in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            let n = min(Int(state % 97) + 1, buffer.count, bytes.count - at)
+            guard n > 0 else { return 0 }
+            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + at, byteCount: n) }
+            at += n
+            return n
+        }
+        do {
+            while try reader.advance() { fromStream.append(ReadPacket(reader.packet, end: reader.bytesRead)) }
+        } catch {
+            streamError = error
+            do {
+                _ = try reader.advance()
+                preconditionFailure("stream: advance() succeeded after an error")
+            } catch let again {
+                precondition(again == error, "stream: a different error the second time")
+            }
+        }
+        streamInterfaces = reader.interfaces
+        streamSections = reader.sections
+        precondition(reader.windowCapacity <= max(64, 2 * bytes.count), "stream: window \(reader.windowCapacity) for \(bytes.count) bytes")
+    } catch { streamError = error }
+
+    precondition(fromStream == fromFile, "stream: \(fromStream.count) packets, file \(fromFile.count)")
+    precondition(streamError == fileError, "stream: \(String(describing: streamError)), file \(String(describing: fileError))")
+    precondition(streamInterfaces == fileInterfaces && streamSections == fileSections, "stream: interfaces or sections differ")
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    checkStream(bytes)
     guard var reader = try? CaptureFileReader(bytes: bytes, name: "fuzz-input") else { return 0 }
 
     let decoder = PacketDecoder()

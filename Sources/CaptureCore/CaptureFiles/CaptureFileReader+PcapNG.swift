@@ -36,34 +36,50 @@ extension _ReaderState {
         }
     }
 
-    /// Processes blocks from `_offset`. With `untilPacket`, stops before the first packet
+    /// Processes blocks from `offset`. With `untilPacket`, stops before the first packet
     /// block (for `init`); otherwise consumes it and makes it current.
     /// - Returns: `true` when a packet became current, `false` at the clean end or stop.
     @discardableResult
     mutating func readBlocks(_ file: RawSpan, untilPacket: Bool) throws(CaptureFileError) -> Bool {
-        while let (type, length, bigEndian) = try _blockHeader(file, at: offset) {
-            let start = offset
-            switch type {
-            case _BlockType.enhancedPacket, _BlockType.simplePacket, _BlockType.obsoletePacket:
-                if untilPacket { return false }
-                try _readPacketBlock(file, type: type, at: start, length: length)
-                offset = start + length
-                prefetch(file, from: offset)
-                hasCurrent = true
-                packetCount &+= 1
-                return true
-            case _BlockType.sectionHeader:
-                try _readSectionHeader(file, at: start, length: length, bigEndian: bigEndian)
-            case _BlockType.interfaceDescription:
-                try _readInterfaceDescription(file, at: start, length: length)
-            case _BlockType.interfaceStatistics:
-                try _readInterfaceStatistics(file, at: start, length: length)
-            default:
-                break  // NRB, DSB, custom, systemd journal, unknown: skipped
+        while true {
+            switch try readBlock(file, untilPacket: untilPacket) {
+            case .packet: return true
+            case .packetNext, .end: return false
+            case .other: continue
             }
-            offset = start + length
         }
-        return false
+    }
+
+    /// What ``readBlock(_:untilPacket:)`` did.
+    enum _BlockStep { case packet, other, packetNext, end }
+
+    /// Processes the one block at `offset` (the stream reader makes sure it is whole first).
+    /// - Returns: `.packet` when it was a packet block, now current; `.packetNext` when it is
+    ///   one and `untilPacket` left it; `.other` for any other block; `.end` at the clean end.
+    @inline(__always)
+    mutating func readBlock(_ file: RawSpan, untilPacket: Bool) throws(CaptureFileError) -> _BlockStep {
+        guard let (type, length, bigEndian) = try _blockHeader(file, at: offset) else { return .end }
+        let start = offset
+        switch type {
+        case _BlockType.enhancedPacket, _BlockType.simplePacket, _BlockType.obsoletePacket:
+            if untilPacket { return .packetNext }
+            try _readPacketBlock(file, type: type, at: start, length: length)
+            offset = start + length
+            prefetch(file, from: offset)
+            hasCurrent = true
+            packetCount &+= 1
+            return .packet
+        case _BlockType.sectionHeader:
+            try _readSectionHeader(file, at: start, length: length, bigEndian: bigEndian)
+        case _BlockType.interfaceDescription:
+            try _readInterfaceDescription(file, at: start, length: length)
+        case _BlockType.interfaceStatistics:
+            try _readInterfaceStatistics(file, at: start, length: length)
+        default:
+            break  // NRB, DSB, custom, systemd journal, unknown: skipped
+        }
+        offset = start + length
+        return .other
     }
 
     /// Type, total length and byte order of the block at `start`, validated against the
@@ -82,7 +98,7 @@ extension _ReaderState {
             case 0x1A2B_3C4D: bigEndian = false
             case 0x4D3C_2B1A: bigEndian = true
             default:
-                throw _error(start == 0 ? .notACaptureFile : .corrupt, at: start,
+                throw _error(sections.isEmpty ? .notACaptureFile : .corrupt, at: start,
                              "section header block without byte-order magic")
             }
         }

@@ -60,36 +60,25 @@ struct Analysis {
         var interfaceBase = 0
         let start = monotonicSeconds()
         for path in files {
-            // "-" is standard input, read to its end (`tcpdump -w - … | podtap-flows -`).
-            let name = path == "-" ? "standard input" : path
+            if path == "-" {
+                readStandardInput(&tracker, &summary, interfaceBase: &interfaceBase)
+                continue
+            }
             var reader: CaptureFileReader
             do {
-                reader = try CaptureFileReader(path: path == "-" ? "/dev/stdin" : path)
+                reader = try CaptureFileReader(path: path)
             } catch {
-                var error = error
-                error.fileName = name
                 summary.failures.append(error.description)
                 continue
             }
             summary.fileBytes += reader.fileSize
-            var bar = ProgressBar(enabled: showProgress && reader.fileSize >= 32 << 20, total: reader.fileSize, name: name)
+            var bar = ProgressBar(enabled: showProgress && reader.fileSize >= 32 << 20, total: reader.fileSize, name: path)
             do {
                 while try reader.advance() {
-                    let record = reader.packet
-                    if let stop = tracker.process(
-                        frame: record.bytes, linkType: record.linkType, decoder: decoder, timestamp: record.timestamp,
-                        wireLength: record.originalLength, interface: interfaceBase &+ record.interfaceIndex)
-                    {
-                        summary.decodeStops.record(stop)
-                    } else {
-                        summary.decoded &+= 1
-                    }
-                    summary.packets &+= 1
+                    count(reader.packet, &tracker, &summary, interfaceBase: interfaceBase)
                     if summary.packets & 0xFFFF == 0 { bar.update(reader.bytesRead, packets: summary.packets) }
                 }
             } catch {
-                var error = error
-                error.fileName = name
                 summary.failures.append(error.description)
             }
             bar.finish()
@@ -99,6 +88,43 @@ struct Analysis {
         summary.tracker = tracker.currentStatistics
         summary.seconds = monotonicSeconds() - start
         return summary
+    }
+
+    /// "-": standard input, read as a stream through a bounded window
+    /// (`tcpdump -w - … | podtap-flows -` may run for as long as tcpdump does).
+    func readStandardInput<Sink: FlowSink>(_ tracker: inout FlowTracker<Sink>, _ summary: inout AnalysisSummary,
+                                           interfaceBase: inout Int) {
+        var reader: CaptureStreamReader
+        do {
+            reader = try CaptureStreamReader(fileDescriptor: STDIN_FILENO, name: "standard input")
+        } catch {
+            summary.failures.append(error.description)
+            return
+        }
+        do {
+            while try reader.advance() {
+                count(reader.packet, &tracker, &summary, interfaceBase: interfaceBase)
+            }
+        } catch {
+            summary.failures.append(error.description)
+        }
+        summary.fileBytes += reader.bytesRead
+        interfaceBase += max(reader.interfaces.count, 1)
+    }
+
+    /// Decodes and tracks one packet.
+    @inline(__always)
+    func count<Sink: FlowSink>(_ record: borrowing PacketRecord, _ tracker: inout FlowTracker<Sink>,
+                               _ summary: inout AnalysisSummary, interfaceBase: Int) {
+        if let stop = tracker.process(
+            frame: record.bytes, linkType: record.linkType, decoder: decoder, timestamp: record.timestamp,
+            wireLength: record.originalLength, interface: interfaceBase &+ record.interfaceIndex)
+        {
+            summary.decodeStops.record(stop)
+        } else {
+            summary.decoded &+= 1
+        }
+        summary.packets &+= 1
     }
 }
 

@@ -33,7 +33,7 @@ struct PodTapFlows: ParsableCommand {
               podtap-flows --format csv --innermost k8s.pcap
                   columns of bench/tools/check_truth.py
               podtap-flows --sort packets --limit 20 big.pcap
-              tcpdump -i eth0 -c 100000 -w - | podtap-flows -
+              tcpdump -i eth0 -w - | podtap-flows -
               podtap-flows --snapshot cluster.json capture.pcap
                   names pods, services and nodes; cluster.json is what
                   kubectl get pods,services,endpointslices,nodes,replicasets,deployments \\
