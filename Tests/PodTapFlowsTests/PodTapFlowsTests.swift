@@ -57,7 +57,7 @@ struct PodTapFlowsTests {
         #expect(t.stderr.contains("text.pcap"))
     }
 
-    @Test("- reads standard input: the same flows as the file; an empty input is an error naming it")
+    @Test("- reads standard input, and a FIFO or pipe path is streamed: the same flows as the file; an empty input is an error naming it")
     func standardInput() throws {
         let scratch = try TemporaryDirectory()
         defer { scratch.cleanup() }
@@ -68,6 +68,14 @@ struct PodTapFlowsTests {
         #expect(piped.status == 0)
         #expect(piped.stdout == file.stdout)
         #expect(piped.stdout.split(separator: "\n").count > 50)
+        // A FIFO or pipe named by path (`<(tcpdump -w -)`, `/dev/stdin`) is streamed the same way.
+        let fifo = scratch.path("capture.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let named = try runProcess("/bin/sh", ["-c", "cat '\(demo)' > '\(fifo)' & exec '\(Tool.binary)' --format csv '\(fifo)'"])
+        #expect(named.status == 0)
+        #expect(named.stdout == file.stdout)
+        let devStdin = try runProcess("/bin/sh", ["-c", "cat '\(demo)' | '\(Tool.binary)' --format csv /dev/stdin"])
+        #expect(devStdin.stdout == file.stdout)
         let empty = try runProcess("/bin/sh", ["-c", "'\(Tool.binary)' --format csv - < /dev/null"])
         #expect(empty.status == 1)
         #expect(empty.stderr.contains("standard input: byte offset 0: empty file"), "\(empty.stderr)")

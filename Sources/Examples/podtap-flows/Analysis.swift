@@ -60,8 +60,8 @@ struct Analysis {
         var interfaceBase = 0
         let start = monotonicSeconds()
         for path in files {
-            if path == "-" {
-                readStandardInput(&tracker, &summary, interfaceBase: &interfaceBase)
+            if path == "-" || Self.isStream(path) {
+                readStream(path, &tracker, &summary, interfaceBase: &interfaceBase)
                 continue
             }
             var reader: CaptureFileReader
@@ -90,13 +90,32 @@ struct Analysis {
         return summary
     }
 
-    /// "-": standard input, read as a stream through a bounded window
+    /// A path that names a pipe, FIFO or character device (`<(tcpdump -w -)`, `/dev/stdin`):
+    /// read as a stream, not mapped or read whole. Anything `stat` fails on is left to the
+    /// file reader, which reports it.
+    static func isStream(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        let kind = info.st_mode & S_IFMT
+        return kind == S_IFIFO || kind == S_IFCHR || kind == S_IFSOCK
+    }
+
+    /// "-" (standard input) or a pipe, read as a stream through a bounded window
     /// (`tcpdump -w - … | podtap-flows -` may run for as long as tcpdump does).
-    func readStandardInput<Sink: FlowSink>(_ tracker: inout FlowTracker<Sink>, _ summary: inout AnalysisSummary,
-                                           interfaceBase: inout Int) {
+    func readStream<Sink: FlowSink>(_ path: String, _ tracker: inout FlowTracker<Sink>, _ summary: inout AnalysisSummary,
+                                    interfaceBase: inout Int) {
         var reader: CaptureStreamReader
         do {
-            reader = try CaptureStreamReader(fileDescriptor: STDIN_FILENO, name: "standard input")
+            if path == "-" {
+                reader = try CaptureStreamReader(fileDescriptor: STDIN_FILENO, name: "standard input")
+            } else {
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else {
+                    summary.failures.append(CaptureFileError(.cannotOpen(errno: errno), fileName: path, message: "cannot open").description)
+                    return
+                }
+                reader = try CaptureStreamReader(fileDescriptor: fd, name: path, closeWhenDone: true)
+            }
         } catch {
             summary.failures.append(error.description)
             return
