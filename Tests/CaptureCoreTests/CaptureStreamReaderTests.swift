@@ -15,11 +15,7 @@ func readAllStreamed(_ open: () throws(CaptureFileError) -> CaptureStreamReader)
     }
     do {
         while try reader.advance() {
-            let p = reader.packet
-            result.packets.append(CopiedPacket(
-                bytes: unsafe p.bytes.withUnsafeBytes { unsafe Array($0) }, originalLength: p.originalLength,
-                timestamp: p.timestamp.nanoseconds, linkType: p.linkType.rawValue, interface: p.interfaceIndex,
-                direction: p.direction, comments: reader.packetComments, end: reader.bytesRead))
+            result.packets.append(CopiedPacket(reader.packet, comments: reader.packetComments, end: reader.bytesRead))
         }
     } catch {
         result.error = error

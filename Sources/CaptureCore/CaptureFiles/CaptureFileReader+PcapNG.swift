@@ -93,14 +93,11 @@ extension _ReaderState {
         var bigEndian = self.bigEndian
         let type = file.uint32(at: start, bigEndian: bigEndian)
         if type == _BlockType.sectionHeader {
-            // The section's byte order comes from its byte-order magic, before its length.
-            switch file.uint32(at: start + 8, bigEndian: false) {
-            case 0x1A2B_3C4D: bigEndian = false
-            case 0x4D3C_2B1A: bigEndian = true
-            default:
+            guard let sectionBigEndian = Self._sectionByteOrder(file, at: start) else {
                 throw _error(sections.isEmpty ? .notACaptureFile : .corrupt, at: start,
                              "section header block without byte-order magic")
             }
+            bigEndian = sectionBigEndian
         }
         let length = Int(file.uint32(at: start + 4, bigEndian: bigEndian))
         guard length >= 12 else {
@@ -119,6 +116,17 @@ extension _ReaderState {
                          "\(Self._blockName(type)) trailing length \(trailer) does not match leading length \(length)")
         }
         return (type, length, bigEndian)
+    }
+
+    /// A section's byte order, from the byte-order magic of the section header block at
+    /// `start` (which comes before its length): `true` for big-endian, `nil` without magic.
+    /// At least 12 bytes must remain.
+    static func _sectionByteOrder(_ file: RawSpan, at start: Int) -> Bool? {
+        switch file.uint32(at: start + 8, bigEndian: false) {
+        case 0x1A2B_3C4D: false
+        case 0x4D3C_2B1A: true
+        default: nil
+        }
     }
 
     /// Fills `_current` from an EPB, SPB or obsolete packet block (lengths already validated).
@@ -257,7 +265,7 @@ extension _ReaderState {
         }
         self.bigEndian = bigEndian
         let order: CaptureByteOrder = bigEndian ? .bigEndian : .littleEndian
-        var section = CaptureSection(byteOrder: order, versionMajor: major, versionMinor: minor, offset: start,
+        var section = CaptureSection(byteOrder: order, versionMajor: major, versionMinor: minor, offset: streamBase + start,
                                      firstInterface: interfaces.count, comments: [])
         for option in try _options(file, from: start + 24, to: start + length - 4, blockOffset: start, block: "section header block") {
             switch option.code {

@@ -154,6 +154,9 @@ public struct CaptureFileReader: ~Copyable {
     var clocks: [_InterfaceClock]
     var sectionFirstInterface: Int
     var error: CaptureFileError?
+    /// Where the bytes the reader is given start in the whole input: 0 for a file, the
+    /// window's start for ``CaptureStreamReader``. Offsets in errors and sections add it.
+    var streamBase = 0
 
     /// Recognises the file and parses a classic pcap header (pcapng blocks come later).
     init(_ file: RawSpan, name: String) throws(CaptureFileError) {
@@ -314,7 +317,7 @@ public struct CaptureFileReader: ~Copyable {
     // MARK: - Helpers
 
     func _error(_ code: CaptureFileError.Code, at offset: Int, _ message: String) -> CaptureFileError {
-        CaptureFileError(code, fileName: fileName, offset: offset, message: message)
+        CaptureFileError(code, fileName: fileName, offset: streamBase + offset, message: message)
     }
 
     /// The option's value as UTF-8 text, without trailing NULs (some writers add one).

@@ -26,11 +26,9 @@ public struct CaptureStreamReader: ~Copyable {
     public static var maximumRecordBytes: Int { 64 << 20 }
 
     var _window: _StreamWindow
+    /// Parses the window; its `streamBase` follows the window's start, and its `error`
+    /// (the first one, sticky) is thrown again by every later ``advance()``.
     var _state: _ReaderState
-    /// The first error (sticky): thrown again by every later ``advance()``.
-    var _failure: CaptureFileError?
-    /// Sections whose offsets have been made stream offsets.
-    var _sectionsPlaced = 0
 
     /// Reads from `fileDescriptor` (left open unless `closeWhenDone`), which may block or not.
     /// `name` is used in errors; `windowBytes` (at least 64) sets the window's usual size.
@@ -39,18 +37,7 @@ public struct CaptureStreamReader: ~Copyable {
     public init(fileDescriptor: Int32, name: String, closeWhenDone: Bool = false,
                 windowBytes: Int = CaptureStreamReader.windowBytes) throws(CaptureFileError) {
         try unsafe self.init(name: name, closing: closeWhenDone ? fileDescriptor : -1, windowBytes: windowBytes) { buffer in
-            while true {
-                let n = unsafe Glibc.read(fileDescriptor, buffer.baseAddress, buffer.count)
-                if n >= 0 { return n }
-                let error = Glibc.errno
-                if error == EINTR { continue }
-                if error == EAGAIN {  // a non-blocking descriptor: wait instead of spinning
-                    var waiter = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
-                    _ = unsafe poll(&waiter, 1, -1)
-                    continue
-                }
-                return -Int(error)
-            }
+            unsafe readRetrying(fileDescriptor, buffer.baseAddress, buffer.count)
         }
     }
 
@@ -68,28 +55,21 @@ public struct CaptureStreamReader: ~Copyable {
         var offset = 0, prefetched = 0
         try window.fill(&offset, need: 24, prefetched: &prefetched)
         var state = try _ReaderState(window.bytes, name: name)
-        var failure: CaptureFileError? = nil
-        var placed = 0
         if state.isPcapNG {
             // The blocks before the first packet, as CaptureFileReader.init reads them.
             do {
                 while true {
                     try window.holdBlock(&state)
-                    let step = try state.readBlock(window.bytes, untilPacket: true)
-                    Self._place(&state, &placed, base: window.base)
-                    if step != .other { break }
+                    if try state.readBlock(window.bytes, untilPacket: true) != .other { break }
                 }
             } catch {
-                let located = window.located(error)
                 // A bad first section header rejects the stream; later faults surface from advance().
-                guard !state.sections.isEmpty else { throw located }
-                failure = located
+                guard !state.sections.isEmpty else { throw error }
+                state.error = error
             }
         }
         _window = window
         _state = state
-        _failure = failure
-        _sectionsPlaced = placed
     }
 
     /// The name given when opening, as used in error messages.
@@ -113,13 +93,12 @@ public struct CaptureStreamReader: ~Copyable {
     ///   read failure, after every packet before it was delivered; later calls throw it again.
     public mutating func advance() throws(CaptureFileError) -> Bool {
         _state.hasCurrent = false
-        if let _failure { throw _failure }
+        if let error = _state.error { throw error }
         do {
             if _state.isPcapNG {
                 while true {
                     try _window.holdBlock(&_state)
                     let step = try _state.readBlock(_window.bytes, untilPacket: false)
-                    Self._place(&_state, &_sectionsPlaced, base: _window.base)
                     if step == .packet { return true }
                     if step == .end { return false }
                 }
@@ -127,10 +106,8 @@ public struct CaptureStreamReader: ~Copyable {
             try _window.holdPcapRecord(&_state)
             return try _state.advancePcap(_window.bytes)
         } catch {
-            _state.hasCurrent = false
-            let located = _window.located(error)
-            _failure = located
-            throw located
+            _state.error = error
+            throw error
         }
     }
 
@@ -152,14 +129,6 @@ public struct CaptureStreamReader: ~Copyable {
     /// `opt_comment` values of the current packet (pcapng EPB/OPB), in stream order.
     public var packetComments: [String] {
         _state.packetComments(_window.bytes)
-    }
-
-    /// Turns the offsets of sections read since the last call into stream offsets.
-    static func _place(_ state: inout _ReaderState, _ placed: inout Int, base: Int) {
-        while placed < state.sections.count {
-            state.sections[placed].offset += base
-            placed += 1
-        }
     }
 }
 
@@ -233,9 +202,15 @@ public struct CaptureStreamReader: ~Copyable {
         }
     }
 
+    /// `fill` from the state's offset; the state's `streamBase` follows the window's start.
+    mutating func fill(_ state: inout _ReaderState, need: Int) throws(CaptureFileError) {
+        try fill(&state.offset, need: need, prefetched: &state.prefetchedUpTo)
+        state.streamBase = base
+    }
+
     /// Makes sure the pcap record at the state's offset is held whole, or the stream ended.
     mutating func holdPcapRecord(_ state: inout _ReaderState) throws(CaptureFileError) {
-        try fill(&state.offset, need: 16, prefetched: &state.prefetchedUpTo)
+        try fill(&state, need: 16)
         guard count - state.offset >= 16 else { return }
         let captured = Int(bytes.uint32(at: state.offset + 8, bigEndian: state.bigEndian))
         try hold(&state, length: 16 + captured, what: "packet record")
@@ -243,16 +218,14 @@ public struct CaptureStreamReader: ~Copyable {
 
     /// Makes sure the pcapng block at the state's offset is held whole, or the stream ended.
     mutating func holdBlock(_ state: inout _ReaderState) throws(CaptureFileError) {
-        try fill(&state.offset, need: 12, prefetched: &state.prefetchedUpTo)
+        try fill(&state, need: 12)
         guard count - state.offset >= 12 else { return }
         let at = state.offset
         var bigEndian = state.bigEndian
         if bytes.uint32(at: at, bigEndian: bigEndian) == _BlockType.sectionHeader {
-            switch bytes.uint32(at: at + 8, bigEndian: false) {
-            case 0x1A2B_3C4D: bigEndian = false
-            case 0x4D3C_2B1A: bigEndian = true
-            default: return  // the reader reports the missing byte-order magic
-            }
+            // Without the magic the reader reports it.
+            guard let sectionBigEndian = _ReaderState._sectionByteOrder(bytes, at: at) else { return }
+            bigEndian = sectionBigEndian
         }
         try hold(&state, length: Int(bytes.uint32(at: at + 4, bigEndian: bigEndian)), what: "block")
     }
@@ -261,21 +234,10 @@ public struct CaptureStreamReader: ~Copyable {
     /// the window takes; beyond that, an error unless the stream ended before.
     mutating func hold(_ state: inout _ReaderState, length: Int, what: String) throws(CaptureFileError) {
         let limit = CaptureStreamReader.maximumRecordBytes
-        try fill(&state.offset, need: min(length, limit + 1), prefetched: &state.prefetchedUpTo)
+        try fill(&state, need: min(length, limit + 1))
         if length > limit && count - state.offset > limit {
-            throw CaptureFileError(.corrupt, fileName: name, offset: state.offset,  // located() adds base
+            throw CaptureFileError(.corrupt, fileName: name, offset: base + state.offset,
                                    message: "\(what) of \(length) bytes is longer than the \(limit >> 20) MiB a stream reader holds")
         }
-    }
-
-    /// `error` with its offset counted from the start of the stream (parse errors count from
-    /// the window's start; read failures already count from the stream's).
-    func located(_ error: CaptureFileError) -> CaptureFileError {
-        guard case .cannotRead = error.code else {
-            var error = error
-            error.offset = error.offset.map { $0 + base }
-            return error
-        }
-        return error
     }
 }

@@ -95,18 +95,11 @@ internal import Glibc
                 unsafe memory = unsafe grown
                 capacity = newCapacity
             }
-            let n = unsafe read(fd, memory! + count, capacity - count)
+            let n = unsafe readRetrying(fd, memory! + count, capacity - count)
             if n == 0 { break }
             if n < 0 {
-                let error = Glibc.errno
-                if error == EINTR { continue }
-                if error == EAGAIN {  // a non-blocking pipe: wait instead of spinning
-                    var waiter = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                    _ = unsafe poll(&waiter, 1, -1)
-                    continue
-                }
                 unsafe memory?.deallocate()
-                throw CaptureFileError(.cannotRead(errno: error), fileName: name, offset: count, message: "read failed")
+                throw CaptureFileError(.cannotRead(errno: Int32(-n)), fileName: name, offset: count, message: "read failed")
             }
             count += n
         }
@@ -115,5 +108,23 @@ internal import Glibc
             return (nil, 0)
         }
         return (UnsafeRawPointer(memory), count)
+    }
+}
+
+/// `read(2)` that retries when interrupted and waits (`poll`) instead of spinning on a
+/// non-blocking descriptor with nothing to read. Returns the bytes read, 0 at the end, or
+/// the negated `errno` of a failure.
+func readRetrying(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    while true {
+        let n = unsafe read(fd, buffer, count)
+        if n >= 0 { return n }
+        let error = Glibc.errno
+        if error == EINTR { continue }
+        if error == EAGAIN {
+            var waiter = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            _ = unsafe poll(&waiter, 1, -1)
+            continue
+        }
+        return -Int(error)
     }
 }

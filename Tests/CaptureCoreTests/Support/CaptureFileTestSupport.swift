@@ -79,11 +79,17 @@ struct ReadResult {
     var bytesRead = 0
 }
 
+extension CopiedPacket {
+    /// `p` with what its reader says of it (either reader type).
+    init(_ p: borrowing PacketRecord, comments: [String], end: Int) {
+        self.init(bytes: unsafe p.bytes.withUnsafeBytes { unsafe Array($0) }, originalLength: p.originalLength,
+                  timestamp: p.timestamp.nanoseconds, linkType: p.linkType.rawValue, interface: p.interfaceIndex,
+                  direction: p.direction, comments: comments, end: end)
+    }
+}
+
 func copyOut(_ reader: borrowing CaptureFileReader) -> CopiedPacket {
-    let p = reader.packet
-    return CopiedPacket(bytes: unsafe p.bytes.withUnsafeBytes { unsafe Array($0) }, originalLength: p.originalLength,
-                        timestamp: p.timestamp.nanoseconds, linkType: p.linkType.rawValue, interface: p.interfaceIndex,
-                        direction: p.direction, comments: reader.packetComments, end: reader.bytesRead)
+    CopiedPacket(reader.packet, comments: reader.packetComments, end: reader.bytesRead)
 }
 
 func readAll(_ reader: inout CaptureFileReader, into result: inout ReadResult) {
