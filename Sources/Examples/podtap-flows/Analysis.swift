@@ -12,6 +12,8 @@ struct AnalysisSummary {
     var failures: [String] = []
     var seconds: Double = 0
     var fileBytes: Int = 0
+    /// SIGINT or SIGTERM ended the input (0: it ran to the end).
+    var interruptedBy: Int32 = 0
 
     func render() -> String {
         var s = "\n"
@@ -45,6 +47,10 @@ struct AnalysisSummary {
         }
         let rate = seconds > 0 ? Double(packets) / seconds : 0
         s += "time         \(format(seconds, 3)) s, \(format(rate / 1e6, 2)) M packets/s\n"
+        if interruptedBy != 0 {
+            let name = interruptedBy == SIGINT ? "SIGINT" : interruptedBy == SIGTERM ? "SIGTERM" : "signal \(interruptedBy)"
+            s += "interrupted  by \(name): the flows are those of the \(packets) packets read before it\n"
+        }
         for f in failures { s += "error: \(f)\n" }
         return s
     }
@@ -60,6 +66,7 @@ struct Analysis {
         var interfaceBase = 0
         let start = monotonicSeconds()
         for path in files {
+            if Interruption.signal != 0 { break }
             if path == "-" || Self.isStream(path) {
                 readStream(path, &tracker, &summary, interfaceBase: &interfaceBase)
                 continue
@@ -76,7 +83,10 @@ struct Analysis {
             do {
                 while try reader.advance() {
                     count(reader.packet, &tracker, &summary, interfaceBase: interfaceBase)
-                    if summary.packets & 0xFFFF == 0 { bar.update(reader.bytesRead, packets: summary.packets) }
+                    if summary.packets & 0xFFF == 0 {
+                        if Interruption.signal != 0 { break }
+                        if summary.packets & 0xFFFF == 0 { bar.update(reader.bytesRead, packets: summary.packets) }
+                    }
                 }
             } catch {
                 summary.failures.append(error.description)
@@ -85,6 +95,7 @@ struct Analysis {
             interfaceBase += max(reader.interfaces.count, 1)
         }
         tracker.finish()
+        summary.interruptedBy = Interruption.signal
         summary.tracker = tracker.currentStatistics
         summary.seconds = monotonicSeconds() - start
         return summary
@@ -95,29 +106,36 @@ struct Analysis {
     /// file reader, which reports it.
     static func isStream(_ path: String) -> Bool {
         var info = stat()
-        guard stat(path, &info) == 0 else { return false }
+        guard unsafe stat(path, &info) == 0 else { return false }
         let kind = info.st_mode & S_IFMT
         return kind == S_IFIFO || kind == S_IFCHR || kind == S_IFSOCK
     }
 
     /// "-" (standard input) or a pipe, read as a stream through a bounded window
-    /// (`tcpdump -w - … | podtap-flows -` may run for as long as tcpdump does).
+    /// (`tcpdump -w - … | podtap-flows -` may run for as long as tcpdump does) until it ends
+    /// or a signal ends it (``Interruption``).
     func readStream<Sink: FlowSink>(_ path: String, _ tracker: inout FlowTracker<Sink>, _ summary: inout AnalysisSummary,
                                     interfaceBase: inout Int) {
+        let stream: Interruption.Stream
+        if path == "-" {
+            stream = Interruption.Stream(STDIN_FILENO)
+        } else {
+            // Opening a FIFO waits for its writer; a signal ends the wait (EINTR).
+            let fd = unsafe open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                if Interruption.signal == 0 {
+                    summary.failures.append(CaptureFileError(.cannotOpen(errno: errno), fileName: path, message: "cannot open").description)
+                }
+                return
+            }
+            stream = Interruption.Stream(fd)
+        }
+        defer { if path != "-" { close(stream.fd) } }
         var reader: CaptureStreamReader
         do {
-            if path == "-" {
-                reader = try CaptureStreamReader(fileDescriptor: STDIN_FILENO, name: "standard input")
-            } else {
-                let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else {
-                    summary.failures.append(CaptureFileError(.cannotOpen(errno: errno), fileName: path, message: "cannot open").description)
-                    return
-                }
-                reader = try CaptureStreamReader(fileDescriptor: fd, name: path, closeWhenDone: true)
-            }
+            reader = try unsafe CaptureStreamReader(name: path == "-" ? "standard input" : path, read: stream.read)
         } catch {
-            summary.failures.append(error.description)
+            if !stream.isCutBySignal(error) { summary.failures.append(error.description) }
             return
         }
         do {
@@ -125,7 +143,8 @@ struct Analysis {
                 count(reader.packet, &tracker, &summary, interfaceBase: interfaceBase)
             }
         } catch {
-            summary.failures.append(error.description)
+            // Where the signal ended the stream, a record cut short is not damage.
+            if !stream.isCutBySignal(error) { summary.failures.append(error.description) }
         }
         summary.fileBytes += reader.bytesRead
         interfaceBase += max(reader.interfaces.count, 1)
@@ -176,7 +195,7 @@ struct ProgressBar {
 
 func monotonicSeconds() -> Double {
     var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
+    unsafe clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 

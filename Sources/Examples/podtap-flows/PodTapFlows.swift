@@ -27,6 +27,11 @@ struct PodTapFlows: ParsableCommand {
             standard error. Exit status is 1 when a file cannot be read or is cut short (every \
             packet before the damage is still counted), 0 otherwise.
 
+            Ctrl-C (SIGINT) or SIGTERM ends the input, not the run: the flows of every packet \
+            read are printed, then podtap-flows exits by the signal. A stream is read on while \
+            bytes still come (at most 2 s), so the last buffer of an interrupted \
+            `tcpdump -w -` is counted.
+
             EXAMPLES:
               podtap-flows capture.pcapng              aligned table on a terminal
               podtap-flows --format jsonl node-*.pcap > flows.jsonl
@@ -132,6 +137,7 @@ struct PodTapFlows: ParsableCommand {
         let chosen = format ?? (isatty(1) != 0 ? .table : .jsonl)
         let showProgress = progress && isatty(2) != 0
         let analysis = Analysis(decoder: decoder, files: files, showProgress: showProgress)
+        Interruption.install()
         let result: AnalysisSummary
         switch chosen {
         case .jsonl where cluster != nil:
@@ -165,6 +171,7 @@ struct PodTapFlows: ParsableCommand {
             writeOut(table.render(tracker.sink.base.closed))
         }
         writeError(result.render())
+        Interruption.endBySignal()
         if !result.failures.isEmpty { throw ExitCode(1) }
     }
 }
