@@ -104,10 +104,15 @@ extension CaptureFileReader: CaptureSource {
     /// Every packet read so far (by ``poll(timeoutMilliseconds:_:)`` or ``advance()``) counts
     /// as received and delivered; a file drops nothing.
     public var statistics: CaptureStatistics {
-        var s = CaptureStatistics()
-        s.received = UInt64(packetCount)
-        s.delivered = UInt64(packetCount)
-        s.batches = _pollBatches
-        return s
+        CaptureStatistics(everyPacketOf: packetCount, batches: _pollBatches)
+    }
+}
+
+extension CaptureStatistics {
+    /// A file's or a stream's: every packet read was received and delivered.
+    init(everyPacketOf packets: Int, batches: UInt64) {
+        received = UInt64(packets)
+        delivered = UInt64(packets)
+        self.batches = batches
     }
 }

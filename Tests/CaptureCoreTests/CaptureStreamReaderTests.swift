@@ -197,4 +197,148 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
         // The window grew with the bytes that came, not with the 256 MiB claimed.
         #expect(window <= 2 * short.count, "window \(window)")
     }
+
+    /// As a `CaptureSource` over a real pipe: `poll` lends the packets whose bytes have
+    /// arrived, returns 0 without waiting for a record that has only partly arrived, waits
+    /// (negative timeout) until the rest comes, and reports the end through `isFinished`.
+    @Test func pollLendsWhatHasArrivedAndWaitsAtMostTheTimeout() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(unsafe pipe(&fds) == 0)
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        defer { close(readEnd) }
+        func send(_ bytes: [UInt8]) {
+            #expect(unsafe bytes.withUnsafeBytes { unsafe write(writeEnd, $0.baseAddress, $0.count) } == bytes.count)
+        }
+        var header: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8)
+        header += [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+        // Three records of 60, 100 and 300 bytes, each filled with its number (the 64-byte
+        // window has to grow for the last).
+        func record(_ number: UInt8, _ size: Int) -> [UInt8] {
+            let length: [UInt8] = [UInt8(size & 0xFF), UInt8(size >> 8), 0, 0]
+            return [number, 0, 0, 0, 0, 0, 0, 0] + length + length + [UInt8](repeating: number, count: size)
+        }
+        let records = [record(1, 60), record(2, 100), record(3, 300)]
+        send(header)
+        var reader = try CaptureStreamReader(fileDescriptor: readEnd, name: "pipe", windowBytes: 64)
+        var seen: [[UInt8]] = []
+        func poll(_ timeout: Int32) throws -> Int {
+            try reader.poll(timeoutMilliseconds: timeout) { p in seen.append(unsafe p.bytes.withUnsafeBytes { unsafe Array($0) }) }
+        }
+        #expect(try poll(0) == 0)
+        send(Array(records[0][..<10]))
+        #expect(try poll(0) == 0)
+        #expect(try poll(30) == 0)  // returns when the time is up, with the record still incomplete
+        send(Array(records[0][10...]) + records[1] + Array(records[2][..<7]))
+        #expect(try poll(0) == 2)
+        #expect(seen == [[UInt8](repeating: 1, count: 60), [UInt8](repeating: 2, count: 100)])
+        #expect(try poll(0) == 0)
+        let early = reader.isFinished
+        #expect(!early)
+        let rest = Array(records[2][7...])
+        let writer = Thread {
+            usleep(50_000)
+            _ = unsafe rest.withUnsafeBytes { unsafe write(writeEnd, $0.baseAddress, $0.count) }
+            close(writeEnd)
+        }
+        writer.start()
+        #expect(try poll(-1) == 1)  // waited for the rest of the record
+        #expect(seen.last == [UInt8](repeating: 3, count: 300))
+        while try poll(-1) > 0 {}
+        let (finished, statistics, window) = (reader.isFinished, reader.statistics, reader.windowCapacity)
+        #expect(finished)
+        #expect(statistics.delivered == 3)
+        #expect(statistics.batches == 2)
+        #expect(window == 64)  // grown for the 300-byte record, back to its usual size after it
+    }
+
+    /// Every corpus file written into a real pipe in random pieces by another thread and read
+    /// with `poll` (timeouts of 0 and 1 ms, so records often arrive in parts between calls):
+    /// the same packets, interfaces, sections and error as the file reader's.
+    @Test func pollReadsEveryCorpusFileLikeTheFileReader() throws {
+        var differing: [String] = []
+        for (index, file) in (Corpus.wellformed + Corpus.malformed).enumerated() {
+            let bytes = try Corpus.bytes(file)
+            var expected = readAll(bytes: bytes, name: file)
+            for i in expected.packets.indices {
+                expected.packets[i].comments = []
+                expected.packets[i].end = 0
+            }
+            var fds: [Int32] = [0, 0]
+            #expect(unsafe pipe(&fds) == 0)
+            let (readEnd, writeEnd) = (fds[0], fds[1])
+            let writer = Thread {
+                var at = 0, state = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+                while at < bytes.count {
+                    state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                    let n = min(Int(state % 3000) + 1, bytes.count - at)
+                    let wrote = unsafe bytes.withUnsafeBytes { unsafe write(writeEnd, $0.baseAddress! + at, n) }
+                    if wrote <= 0 { break }  // the reader stopped (EPIPE: SIGPIPE is ignored below)
+                    at += wrote
+                    if state & 7 == 0 { usleep(200) }
+                }
+                close(writeEnd)
+            }
+            _ = signal(SIGPIPE, SIG_IGN)
+            writer.start()
+            var got = ReadResult()
+            do {
+                var reader = try CaptureStreamReader(fileDescriptor: readEnd, name: file, windowBytes: 64)
+                var calls = 0
+                do {
+                    while !reader.isFinished {
+                        calls += 1
+                        _ = try reader.poll(timeoutMilliseconds: calls % 2 == 0 ? 0 : 1) { p in
+                            got.packets.append(CopiedPacket(p, comments: [], end: 0))
+                        }
+                        if calls > 10_000_000 { break }
+                    }
+                } catch {
+                    #expect(error.code == .file)
+                    #expect(error.message == expected.error?.description, "\(file)")
+                    got.error = expected.error  // the message matched (or the line above failed)
+                }
+                got.interfaces = reader.interfaces
+                got.sections = reader.sections
+                got.format = reader.format
+                got.bytesRead = expected.error == nil ? reader.bytesRead : expected.bytesRead
+            } catch {
+                got.error = error
+                got.openFailed = true
+                got.format = expected.format
+            }
+            close(readEnd)
+            while !writer.isFinished { usleep(1000) }
+            if got.packets != expected.packets || got.error != expected.error || got.openFailed != expected.openFailed
+                || got.interfaces != expected.interfaces || got.sections != expected.sections || got.bytesRead != expected.bytesRead
+            {
+                differing.append("\(file): \(got.packets.count) packets, \(got.error.map(String.init(describing:)) ?? "no error"); file \(expected.packets.count), \(expected.error.map(String.init(describing:)) ?? "no error")")
+            }
+        }
+        #expect(differing.isEmpty, "\(differing.prefix(5))")
+    }
+
+    /// A long record grows the window; once it is read, the window returns to its usual size
+    /// (a stream that once carried a jumbo block does not keep its memory).
+    @Test func theWindowShrinksAfterALongRecord() throws {
+        var bytes: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8)
+        bytes += [0xFF, 0xFF, 0x0F, 0, 1, 0, 0, 0]
+        func record(_ size: Int, _ fill: UInt8) -> [UInt8] {
+            let length: [UInt8] = [UInt8(size & 0xFF), UInt8((size >> 8) & 0xFF), UInt8(size >> 16), 0]
+            return [UInt8](repeating: 0, count: 8) + length + length + [UInt8](repeating: fill, count: size)
+        }
+        bytes += record(100, 1) + record(100_000, 2)
+        for i in 0 ..< 2000 { bytes += record(200, UInt8(truncatingIfNeeded: i)) }
+        var reader = try CaptureStreamReader(name: "jumbo", windowBytes: 4096, read: chunkedSource(bytes, seed: 11, largest: 8192))
+        var largest = 0, packets = 0
+        while try reader.advance() {
+            packets += 1
+            largest = max(largest, reader.windowCapacity)
+        }
+        let window = reader.windowCapacity
+        #expect(packets == 2002)
+        #expect(largest >= 100_016)
+        #expect(window == 4096)
+        #expect(readAll(bytes: bytes, name: "jumbo").packets.count == 2002)
+    }
 }
+

@@ -97,7 +97,8 @@ struct ReadPacket: Equatable {
 }
 
 /// CaptureStreamReader, fed the input in pieces of 1 to 97 bytes through a 64-byte window,
-/// must read what CaptureFileReader reads: the same packets, interfaces, sections and error.
+/// must read what CaptureFileReader reads: the same packets, interfaces, sections and error;
+/// and so must its `poll` over a pipe (``checkPoll``).
 func checkStream(_ bytes: [UInt8]) {
     var fromFile: [ReadPacket] = [], fileError: CaptureFileError? = nil
     var fileInterfaces: [CaptureInterface] = [], fileSections: [CaptureSection] = []
@@ -142,6 +143,75 @@ func checkStream(_ bytes: [UInt8]) {
     precondition(fromStream == fromFile, "stream: \(fromStream.count) packets, file \(fromFile.count)")
     precondition(streamError == fileError, "stream: \(String(describing: streamError)), file \(String(describing: fileError))")
     precondition(streamInterfaces == fileInterfaces && streamSections == fileSections, "stream: interfaces or sections differ")
+    checkPoll(bytes, file: fromFile, fileError: fileError, interfaces: fileInterfaces, sections: fileSections)
+}
+
+/// Writes the input into a pipe in pieces of 1 to 97 bytes, then closes it (a thread of its own).
+final class PipeWriter {
+    let fd: Int32
+    let bytes: [UInt8]
+
+    init(fd: Int32, bytes: [UInt8]) {
+        self.fd = fd
+        self.bytes = bytes
+    }
+
+    func run() {
+        var at = 0
+        var state = UInt64(bytes.count) &* 0xD6E8_FEB8_6659_FD93 | 1
+        while at < bytes.count {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            let n = min(Int(state % 97) + 1, bytes.count - at)
+            let wrote = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + at, n) }
+            if wrote <= 0 { break }  // the reader closed its end (EPIPE; SIGPIPE is ignored)
+            at += wrote
+        }
+        close(fd)
+    }
+}
+
+/// CaptureStreamReader as a CaptureSource over a real pipe that another thread writes:
+/// `poll` (timeouts of 0 and 1 ms, so records often arrive in parts between calls) must lend
+/// what the file reader reads, with the same interfaces, sections and error.
+func checkPoll(_ bytes: [UInt8], file: [ReadPacket], fileError: CaptureFileError?,
+               interfaces fileInterfaces: [CaptureInterface], sections fileSections: [CaptureSection]) {
+    var fds: [Int32] = [0, 0]
+    precondition(pipe(&fds) == 0, "pipe")
+    _ = signal(SIGPIPE, SIG_IGN)
+    var thread = pthread_t()
+    let writer = Unmanaged.passRetained(PipeWriter(fd: fds[1], bytes: bytes)).toOpaque()
+    precondition(pthread_create(&thread, nil, { context in
+        Unmanaged<PipeWriter>.fromOpaque(context!).takeRetainedValue().run()
+        return nil
+    }, writer) == 0, "pthread_create")
+    defer {
+        close(fds[0])
+        pthread_join(thread, nil)
+    }
+    var lent: [ReadPacket] = []
+    do {
+        var reader = try CaptureStreamReader(fileDescriptor: fds[0], name: "fuzz-input", windowBytes: 64)
+        var calls = 0
+        do {
+            while !reader.isFinished {
+                calls += 1
+                _ = try reader.poll(timeoutMilliseconds: calls & 1 == 0 ? 0 : 1) { lent.append(ReadPacket($0, end: -1)) }
+            }
+            precondition(fileError == nil, "poll: reached the end, file: \(String(describing: fileError))")
+        } catch {
+            precondition(error.code == .file && error.message == fileError?.description,
+                         "poll: \(error), file: \(String(describing: fileError))")
+        }
+        precondition(reader.interfaces == fileInterfaces && reader.sections == fileSections, "poll: interfaces or sections differ")
+    } catch {
+        precondition(error == fileError && file.isEmpty, "poll: opening failed with \(error), file: \(String(describing: fileError))")
+    }
+    let expected = file.map { packet in
+        var p = packet
+        p.end = -1
+        return p
+    }
+    precondition(lent == expected, "poll: \(lent.count) packets, file \(file.count)")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
