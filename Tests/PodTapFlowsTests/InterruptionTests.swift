@@ -98,7 +98,8 @@ final class Running {
     let input = Pipe()
     let outPath: String
     let errPath: String
-    var signalledAt = 0.0
+    /// When ``waitForHandler()`` saw the handlers: the signal is sent right after.
+    var handlersSeenAt = 0.0
 
     init(_ arguments: [String], _ scratch: TemporaryDirectory) throws {
         outPath = scratch.path("stdout-\(UUID().uuidString)")
@@ -119,6 +120,7 @@ final class Running {
         unsafe pthread_sigmask(SIG_UNBLOCK, &open, &old)
         defer { unsafe pthread_sigmask(SIG_SETMASK, &old, nil) }
         try process.run()
+        _ = signal(SIGPIPE, SIG_IGN)  // see write(_:)
     }
 
     deinit {
@@ -132,7 +134,6 @@ final class Running {
     /// Writes all of `data` to standard input; false when the reader is gone (EPIPE: the
     /// test process ignores SIGPIPE, so a tool that died early fails the test, not the run).
     func write(_ data: Data) -> Bool {
-        _ = signal(SIGPIPE, SIG_IGN)
         let fd = input.fileHandleForWriting.fileDescriptor
         return unsafe data.withUnsafeBytes { raw in
             var done = 0
@@ -158,7 +159,7 @@ final class Running {
             let wanted = UInt64(1) << (SIGINT - 1) | UInt64(1) << (SIGTERM - 1)
             return mask & wanted == wanted
         }
-        signalledAt = Date().timeIntervalSince1970
+        handlersSeenAt = Date().timeIntervalSince1970
     }
 
     func waitUntil(_ what: String, _ condition: () -> Bool) throws {
@@ -182,7 +183,7 @@ final class Running {
             return (nil, nil, .infinity)
         }
         process.waitUntilExit()
-        let seconds = Date().timeIntervalSince1970 - signalledAt
+        let seconds = Date().timeIntervalSince1970 - handlersSeenAt
         return process.terminationReason == .uncaughtSignal
             ? (process.terminationStatus, nil, seconds) : (nil, process.terminationStatus, seconds)
     }

@@ -217,11 +217,7 @@ public struct CaptureStreamReader: ~Copyable {
             let kept = count - offset
             if capacity > usualCapacity && need <= usualCapacity {
                 // The long record that grew the window has been read: back to the usual size.
-                let memory = UnsafeMutableRawPointer.allocate(byteCount: usualCapacity, alignment: 16)
-                unsafe memory.copyMemory(from: buffer + offset, byteCount: kept)
-                unsafe buffer.deallocate()
-                unsafe buffer = memory
-                capacity = usualCapacity
+                reallocate(usualCapacity, keeping: offset, kept)
             } else {
                 unsafe buffer.copyMemory(from: buffer + offset, byteCount: kept)
             }
@@ -232,12 +228,7 @@ public struct CaptureStreamReader: ~Copyable {
         }
         while count - offset < need {
             if count == capacity {
-                let grown = min(capacity * 2, offset + need)
-                let memory = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 16)
-                unsafe memory.copyMemory(from: buffer, byteCount: count)
-                unsafe buffer.deallocate()
-                unsafe buffer = memory
-                capacity = grown
+                reallocate(min(capacity * 2, offset + need), keeping: 0, count)
             }
             if !waits && descriptor >= 0 {
                 var waiter = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -254,6 +245,16 @@ public struct CaptureStreamReader: ~Copyable {
             }
             count += n
         }
+    }
+
+    /// Replaces the buffer by one of `newCapacity` bytes that starts with the `bytes` bytes
+    /// held from `start` on.
+    mutating func reallocate(_ newCapacity: Int, keeping start: Int, _ bytes: Int) {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        unsafe memory.copyMemory(from: buffer + start, byteCount: bytes)
+        unsafe buffer.deallocate()
+        unsafe buffer = memory
+        capacity = newCapacity
     }
 
     /// `fill` from the state's offset; the state's `streamBase` follows the window's start.

@@ -116,21 +116,16 @@ struct Analysis {
     /// or a signal ends it (``Interruption``).
     func readStream<Sink: FlowSink>(_ path: String, _ tracker: inout FlowTracker<Sink>, _ summary: inout AnalysisSummary,
                                     interfaceBase: inout Int) {
-        let stream: Interruption.Stream
-        if path == "-" {
-            stream = Interruption.Stream(STDIN_FILENO)
-        } else {
-            // Opening a FIFO waits for its writer; a signal ends the wait (EINTR).
-            let fd = unsafe open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else {
-                if Interruption.signal == 0 {
-                    summary.failures.append(CaptureFileError(.cannotOpen(errno: errno), fileName: path, message: "cannot open").description)
-                }
-                return
+        // Opening a FIFO waits for its writer; a signal ends the wait (EINTR).
+        let fd = path == "-" ? STDIN_FILENO : unsafe open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if Interruption.signal == 0 {
+                summary.failures.append(CaptureFileError(.cannotOpen(errno: errno), fileName: path, message: "cannot open").description)
             }
-            stream = Interruption.Stream(fd)
+            return
         }
-        defer { if path != "-" { close(stream.fd) } }
+        defer { if fd != STDIN_FILENO { close(fd) } }
+        let stream = Interruption.Stream(fd)
         var reader: CaptureStreamReader
         do {
             reader = try unsafe CaptureStreamReader(name: path == "-" ? "standard input" : path, read: stream.read)
