@@ -1,5 +1,7 @@
 import CaptureCore
 import Foundation
+import PodTapTestSupport
+import Synchronization
 import Testing
 
 /// Reads a stream to its end with `CaptureStreamReader`, as `readAll(bytes:)` does a file.
@@ -340,5 +342,172 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
         #expect(window == 4096)
         #expect(readAll(bytes: bytes, name: "jumbo").packets.count == 2002)
     }
+
+    /// A pcapng writer such as `dumpcap -w -` sends its section header and interface blocks
+    /// at once and its first packet whenever there is one. Opening reads the section header
+    /// and the blocks that have arrived, and does not wait for the first packet, so a capture
+    /// loop can `poll` a stream that is still quiet.
+    @Test(arguments: [false, true])
+    func openingAPcapNGStreamDoesNotWaitForTheFirstPacket(interfaceSentWithHeader: Bool) throws {
+        _ = signal(SIGPIPE, SIG_IGN)
+        var b = PcapNGBuilder()
+        b.shb()
+        let shb = b.bytes
+        b.bytes = []
+        b.idb(linkType: 1, snapLength: 262_144)
+        let idb = b.bytes
+        b.bytes = []
+        b.epb(timestamp: 1, data: [UInt8](repeating: 7, count: 60))
+        let epb = b.bytes
+
+        var fds: [Int32] = [0, 0]
+        #expect(unsafe pipe(&fds) == 0)
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        defer { close(readEnd) }
+        writeAll(writeEnd, interfaceSentWithHeader ? shb + idb : shb)
+        let rest = (interfaceSentWithHeader ? [] : idb) + epb
+        // Should opening wait for more, this sends the rest after 3 s and says it had to.
+        let watchdog = Watchdog(after: 3) {
+            writeAll(writeEnd, rest)
+            close(writeEnd)
+        }
+        var reader = try CaptureStreamReader(fileDescriptor: readEnd, name: "dumpcap-like")
+        let waited = watchdog.cancel()
+        #expect(!waited, "opening waited for blocks that were not sent")
+        guard !waited else { return }
+        let interfacesAtOpening = reader.interfaces.count
+        #expect(interfacesAtOpening == (interfaceSentWithHeader ? 1 : 0))
+        var seen: [[UInt8]] = []
+        func poll(_ timeout: Int32) throws -> Int {
+            try reader.poll(timeoutMilliseconds: timeout) { p in seen.append(unsafe p.bytes.withUnsafeBytes { unsafe Array($0) }) }
+        }
+        #expect(try poll(0) == 0)
+        if !interfaceSentWithHeader {
+            writeAll(writeEnd, idb)
+            #expect(try poll(20) == 0)
+            let interfaces = reader.interfaces.count
+            #expect(interfaces == 1)  // read by poll, with no packet yet
+        }
+        writeAll(writeEnd, epb)
+        #expect(try poll(1000) == 1)
+        #expect(seen == [[UInt8](repeating: 7, count: 60)])
+        close(writeEnd)
+        #expect(try poll(-1) == 0)
+        let finished = reader.isFinished
+        #expect(finished)
+    }
+
+    /// The real writer: `dumpcap -i lo -w -`, quiet when the reader opens its output, then
+    /// three datagrams to a loopback port that only this test uses, then SIGINT.
+    @Test func readsAQuietDumpcapStreamAsItComes() throws {
+        guard let dumpcap = which("dumpcap") else {
+            Issue.record("dumpcap is not installed (Debian: wireshark-common)")
+            return
+        }
+        // The datagrams' receiver, on a free port (no ICMP errors); dumpcap keeps only that port.
+        let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        #expect(receiver >= 0)
+        defer { close(receiver) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = unsafe withUnsafeMutablePointer(to: &address) { p in
+            unsafe p.withMemoryRebound(to: sockaddr.self, capacity: 1) { unsafe bind(receiver, $0, length) == 0 && getsockname(receiver, $0, &length) == 0 }
+        }
+        #expect(bound)
+        let port = UInt16(bigEndian: address.sin_port)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: dumpcap)
+        process.arguments = ["-q", "-i", "lo", "-f", "udp port \(port)", "-w", "-"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try runWithShellSignals(process)
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        let payloads = (1 ... 3).map { Array("podtap dumpcap \($0)".utf8) }
+        let destination = address
+        let sendDatagrams: @Sendable () -> Void = {
+            let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var to = destination
+            for payload in payloads {
+                _ = unsafe withUnsafePointer(to: &to) { p in
+                    unsafe p.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+                        unsafe payload.withUnsafeBytes { unsafe sendto(sender, $0.baseAddress, $0.count, 0, a, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                }
+            }
+            close(sender)
+        }
+        // dumpcap writes its header and interface blocks when it starts capturing and nothing
+        // more until a packet comes. Should opening wait for one, this sends them after 10 s.
+        let watchdog = Watchdog(after: 10, sendDatagrams)
+        var reader = try CaptureStreamReader(fileDescriptor: output.fileHandleForReading.fileDescriptor, name: "dumpcap")
+        let waited = watchdog.cancel()
+        #expect(!waited, "opening waited for dumpcap's first packet")
+        #expect(try reader.poll(timeoutMilliseconds: 0) { _ in } == 0)
+        let interfaces = reader.interfaces
+        #expect(interfaces.count == 1 && interfaces.first?.linkType == .ethernet)
+        if !waited { sendDatagrams() }
+
+        var seen: [[UInt8]] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while seen.count < 3, ContinuousClock.now < deadline {
+            _ = try reader.poll(timeoutMilliseconds: 200) { p in seen.append(unsafe p.bytes.withUnsafeBytes { unsafe Array($0) }) }
+        }
+        #expect(seen.count == 3)
+        for (packet, payload) in zip(seen, payloads) {
+            #expect(packet.count == 14 + 20 + 8 + payload.count && Array(packet.suffix(payload.count)) == payload)
+        }
+        // SIGINT: dumpcap writes its statistics block and closes; the stream ends cleanly.
+        process.interrupt()
+        let end = ContinuousClock.now + .seconds(10)
+        while !reader.isFinished, ContinuousClock.now < end {
+            _ = try reader.poll(timeoutMilliseconds: 200) { _ in seen.append([]) }
+        }
+        let (finished, delivered) = (reader.isFinished, reader.statistics.delivered)
+        #expect(finished)
+        #expect(seen.count == 3 && delivered == 3)
+    }
 }
 
+
+/// Writes all of `bytes` to `fd`.
+private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    let written = unsafe bytes.withUnsafeBytes { unsafe write(fd, $0.baseAddress, $0.count) }
+    #expect(written == bytes.count)
+}
+
+/// Runs `action` on its own thread after `seconds` unless cancelled first; so a test whose
+/// code under test waits for input it should not need ends with a failure, not a hang.
+private final class Watchdog: Sendable {
+    private let state = Mutex<(cancelled: Bool, fired: Bool)>((false, false))
+
+    init(after seconds: Double, _ action: @escaping @Sendable () -> Void) {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        Thread { [self] in
+            while ContinuousClock.now < deadline {
+                if state.withLock({ $0.cancelled }) { return }
+                usleep(10_000)
+            }
+            let fire = state.withLock { s in
+                if s.cancelled { return false }
+                s.fired = true
+                return true
+            }
+            if fire { action() }
+        }.start()
+    }
+
+    /// Stops the action if it has not run. - Returns: whether it had already fired.
+    func cancel() -> Bool {
+        state.withLock { s in
+            s.cancelled = true
+            return s.fired
+        }
+    }
+}

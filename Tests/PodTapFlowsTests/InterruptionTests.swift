@@ -111,15 +111,7 @@ final class Running {
         process.standardInput = input
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        // The child inherits this thread's signal mask, and the test runner's worker threads
-        // block SIGINT and SIGTERM; a shell would start podtap-flows with them open.
-        var open = sigset_t(), old = sigset_t()
-        unsafe sigemptyset(&open)
-        unsafe sigaddset(&open, SIGINT)
-        unsafe sigaddset(&open, SIGTERM)
-        unsafe pthread_sigmask(SIG_UNBLOCK, &open, &old)
-        defer { unsafe pthread_sigmask(SIG_SETMASK, &old, nil) }
-        try process.run()
+        try runWithShellSignals(process)  // the signals it is sent must reach it
         _ = signal(SIGPIPE, SIG_IGN)  // see write(_:)
     }
 

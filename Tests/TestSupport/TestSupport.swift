@@ -10,6 +10,19 @@ public enum Repository {
     public static let shared = root.deletingLastPathComponent().appendingPathComponent("shared")
 }
 
+/// Starts `process` with SIGINT and SIGTERM deliverable, as a shell would start it. A child
+/// inherits the signal mask of the thread that spawns it, and the test runner's worker
+/// threads block both: without this, `interrupt()` and `terminate()` would not reach it.
+public func runWithShellSignals(_ process: Process) throws {
+    var open = sigset_t(), old = sigset_t()
+    unsafe sigemptyset(&open)
+    unsafe sigaddset(&open, SIGINT)
+    unsafe sigaddset(&open, SIGTERM)
+    unsafe pthread_sigmask(SIG_UNBLOCK, &open, &old)
+    defer { unsafe pthread_sigmask(SIG_SETMASK, &old, nil) }
+    try process.run()
+}
+
 /// Runs a tool to completion. stderr goes to a file so neither pipe can fill up and block it.
 public func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()

@@ -41,8 +41,10 @@ public struct CaptureStreamReader: ~Copyable {
 
     /// Reads from `fileDescriptor` (left open unless `closeWhenDone`), which may block or not.
     /// `name` is used in errors; `windowBytes` (at least 64) sets the window's usual size.
-    /// Opening reads the file header (pcapng: the blocks before the first packet), waiting
-    /// for them if they have not arrived.
+    /// Opening reads the file header, waiting for it if it has not arrived (pcapng: the first
+    /// section header block; the blocks after it up to the first packet are read now if they
+    /// have arrived, else by the first ``advance()`` or ``poll(timeoutMilliseconds:_:)``, so
+    /// ``interfaces`` may grow after opening).
     /// - Throws: ``CaptureFileError`` when the stream is not a capture, or its file header
     ///   (pcapng: first section header) is unsupported, truncated or corrupt, or reading fails.
     public init(fileDescriptor: Int32, name: String, closeWhenDone: Bool = false,
@@ -71,17 +73,22 @@ public struct CaptureStreamReader: ~Copyable {
         try window.fill(&offset, need: 24, prefetched: &prefetched)
         var state = try _ReaderState(window.bytes, name: name)
         if state.isPcapNG {
-            // The blocks before the first packet, as CaptureFileReader.init reads them.
+            // The first section header, waiting for it; then the blocks before the first packet
+            // that have arrived. A writer such as `dumpcap -w -` sends its header and interface
+            // blocks at once and its first packet whenever there is one: waiting for that here
+            // would block `poll` users before they could poll. A reader made from a `read`
+            // closure waits for them all, as CaptureFileReader.init reads them.
             do {
-                while true {
-                    _ = try window.holdBlock(&state)  // the window waits
+                while try window.holdBlock(&state) {
                     if try state.readBlock(window.bytes, untilPacket: true) != .other { break }
+                    window.waits = descriptor < 0
                 }
             } catch {
                 // A bad first section header rejects the stream; later faults surface from advance().
                 guard !state.sections.isEmpty else { throw error }
                 state.error = error
             }
+            window.waits = true
         }
         _window = window
         _state = state
