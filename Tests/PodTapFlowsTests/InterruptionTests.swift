@@ -79,6 +79,64 @@ struct InterruptionTests {
         #expect(!run.stderr.contains("error:"), "\(run.stderr)")
     }
 
+    @Test("SIGINT in the middle of a regular file: the flows of the packets read up to the next 4,096-packet check, then death by SIGINT")
+    func signalInsideAFile() throws {
+        let scratch = try TemporaryDirectory()
+        defer { scratch.cleanup() }
+        let total = 400_000
+        let big = scratch.path("big.pcap")
+        try Self.udpCapture(packets: total).write(to: URL(fileURLWithPath: big))
+        let run = try Running(["--format", "csv", big], scratch)
+        run.closeInput()
+        try run.waitForHandler()
+        // Stopped while the file is mapped, i.e. between opening it and its last packet (the
+        // tool needs far longer for 400,000 packets than this takes), the signal is sent and
+        // the tool resumed: it must stop inside the file.
+        func mapsFile() -> Bool { (try? String(contentsOfFile: "/proc/\(run.pid)/maps", encoding: .utf8))?.contains(big) == true }
+        try run.waitUntil("reading the file") { mapsFile() }
+        kill(run.pid, SIGSTOP)
+        let stoppedInFile = mapsFile()
+        #expect(stoppedInFile)
+        kill(run.pid, SIGINT)
+        kill(run.pid, SIGCONT)
+        let end = run.waitForExit()
+        #expect(end.signal == SIGINT, "exit: \(end)")
+        let stderr = run.stderr
+        let read = stderr.split(separator: "\n").first { $0.hasPrefix("interrupted  by SIGINT") }
+            .flatMap { line in line.split(separator: " ").compactMap { Int($0) }.first }
+        #expect(read != nil, "\(stderr)")
+        guard let read else { return }
+        print("signal inside a file: \(read) of \(total) packets read")
+        #expect(read > 0 && read < total && read % 4096 == 0, "\(read) packets read")
+        let prefix = scratch.path("prefix.pcap")
+        try Self.udpCapture(packets: read).write(to: URL(fileURLWithPath: prefix))
+        let expected = try Tool.run(["--format", "csv", prefix])
+        #expect(run.stdout == expected.stdout)
+        #expect(!stderr.contains("error:"), "\(stderr)")
+    }
+
+    /// A classic pcap of `packets` 60-byte Ethernet/IPv4/UDP frames, 1 µs apart, from 1,000
+    /// client ports to one server; the first n packets of a longer one are the shorter one.
+    static func udpCapture(packets: Int) -> Data {
+        var bytes: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+        bytes.reserveCapacity(24 + packets * 76)
+        func le32(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
+        var ip: [UInt8] = [0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
+        var sum = stride(from: 0, to: 20, by: 2).reduce(0) { $0 + (Int(ip[$1]) << 8 | Int(ip[$1 + 1])) }
+        sum = (sum & 0xFFFF) + (sum >> 16)
+        let checksum = ~sum & 0xFFFF
+        ip[10] = UInt8(checksum >> 8)
+        ip[11] = UInt8(checksum & 0xFF)
+        let ethernet: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+        for n in 0..<packets {
+            let port = 20_000 + n % 1000
+            bytes += le32(n / 1_000_000) + le32(n % 1_000_000) + le32(60) + le32(60) + ethernet + ip
+            bytes += [UInt8(port >> 8), UInt8(port & 0xFF), 0x1F, 0x90, 0, 26, 0, 0]
+            bytes += [UInt8](repeating: 0x61, count: 18)
+        }
+        return Data(bytes)
+    }
+
     /// The offset just after `records` whole records of a little-endian classic pcap file.
     static func recordBoundary(_ file: Data, records: Int) -> Int {
         let bytes = [UInt8](file)
