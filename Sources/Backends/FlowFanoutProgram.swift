@@ -16,13 +16,18 @@
 ///   (`PACKET_FANOUT_HASH`) can send the two directions to different members.
 /// - Other tunnel payloads (a Geneve packet that carries IP without Ethernet, an inner frame
 ///   with a VLAN tag): the outer addresses only, so they stay together too.
-/// - Anything else (ARP, QinQ frames whose inner tag is still in the payload): member 0.
+/// - VLAN tags (802.1Q, 802.1ad) are skipped, up to three per frame counting the one the
+///   kernel may hold apart from the frame (`SKF_AD_VLAN_TAG_PRESENT`): the kernel takes the
+///   outermost tag out of a received frame and leaves the others in it, and may or may not
+///   have taken it out of a sent one, so both directions of a QinQ flow count the same tags.
+/// - Anything else (ARP, frames with more than three tags): member 0.
 ///
 /// XOR is symmetric, so both directions of a flow get the same value; a multiply-xorshift
 /// mix spreads it over the low bits the kernel's modulo uses. The kernel runs fanout programs
 /// on received packets after the link header was pulled and on sent ones before, so the
 /// program finds the network header itself (the packet type and device type come from the
-/// packet's metadata); received VLAN tags are already out of the frame, sent ones may not be.
+/// packet's metadata); a received frame's outermost VLAN tag is already out of it, a sent
+/// frame's may not be.
 /// Every load is relative to that offset and goes through the kernel's load helper, which
 /// also reads headers that sit in page fragments rather than the linear part (packets from a
 /// TX ring, zero-copy sends). A load past the end of a truncated packet ends the program with
@@ -40,8 +45,9 @@ enum FlowFanoutProgram {
         a.load(.word, absolute: ancillary(28))  // SKF_AD_HATYPE
         a.jumpIfEqual(anyOf: [1, 772], then: "ethernet", else: "received")  // ARPHRD_ETHER, _LOOPBACK
         a.label("ethernet")
-        // EtherType after 0, 1 or 2 VLAN tags (a third counts as the EtherType: member 0).
-        for tags: UInt32 in 0..<2 {
+        // EtherType after 0, 1 or 2 VLAN tags in the frame, or 3 when the kernel holds none
+        // apart (a fourth tag counts as the EtherType: member 0).
+        for tags: UInt32 in 0..<3 {
             a.load(.half, absolute: 12 + 4 * tags)
             a.jumpIfVLAN(then: "tags-\(tags + 1)", else: "tags-\(tags)-only")
             a.label("tags-\(tags)-only")
@@ -49,13 +55,32 @@ enum FlowFanoutProgram {
             a.jump("dispatch")
             a.label("tags-\(tags + 1)")
         }
-        a.load(.half, absolute: 12 + 4 * 2)
-        a.loadImmediateX(14 + 4 * 2)
+        a.load(.word, absolute: ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
+        a.jumpIfEqual(0, then: "sent-tags-3", else: "other")
+        a.label("sent-tags-3")
+        a.load(.half, absolute: 12 + 4 * 3)
+        a.loadImmediateX(14 + 4 * 3)
         a.jump("dispatch")
-        // Received, or sent on a device without a link header.
+        // Received, or sent on a device without a link header. A tagged frame arrives with
+        // its outermost tag taken out and the protocol of the next: any further tags start
+        // the payload (2-byte TCI, then the EtherType). Skip up to 2, or 3 when the kernel
+        // holds none apart, as for sent frames.
         a.label("received")
         a.loadImmediateX(0)
         a.load(.half, absolute: ancillary(0))  // SKF_AD_PROTOCOL
+        for tags: UInt32 in 0..<2 {
+            a.jumpIfVLAN(then: "payload-tags-\(tags + 1)", else: "dispatch")
+            a.label("payload-tags-\(tags + 1)")
+            a.load(.half, absolute: 2 + 4 * tags)
+            a.loadImmediateX(4 + 4 * tags)
+        }
+        a.jumpIfVLAN(then: "payload-tags-3", else: "dispatch")
+        a.label("payload-tags-3")
+        a.load(.word, absolute: ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
+        a.jumpIfEqual(0, then: "payload-tags-3-only", else: "other")
+        a.label("payload-tags-3-only")
+        a.load(.half, absolute: 2 + 4 * 2)
+        a.loadImmediateX(4 + 4 * 2)
 
         a.label("dispatch")
         a.jumpIfEqual(0x0800, then: "v4", else: "not-v4")

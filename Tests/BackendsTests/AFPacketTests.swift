@@ -186,23 +186,27 @@ struct AFPacketTests {
     struct TunnelCase: Sendable, CustomTestStringConvertible {
         var mode: AFPacketFanoutMode
         var tunnel = TunnelKind.vxlan
-        var tagged = false
+        /// VLAN ids of the tags every frame carries, outermost first (two or more: 802.1ad
+        /// outside, 802.1Q inside).
+        var tags: [UInt16] = []
         /// IP versions of the inner flows and of the outer packets.
         var inner = 4, outer = 4
         var testDescription: String {
-            "\(mode) \(tunnel) inner IPv\(inner) outer IPv\(outer)\(tagged ? " tagged" : "")"
+            "\(mode) \(tunnel) inner IPv\(inner) outer IPv\(outer)\(tags.isEmpty ? "" : " tags \(tags)")"
         }
     }
 
     @Test("Flow fanout keeps both directions of a flow inside VXLAN or Geneve on one thread and spreads flows; the kernel's hash splits them",
           arguments: [
-              TunnelCase(mode: .flow), TunnelCase(mode: .hash), TunnelCase(mode: .flow, tagged: true),
+              TunnelCase(mode: .flow), TunnelCase(mode: .hash), TunnelCase(mode: .flow, tags: [100]),
+              TunnelCase(mode: .flow, tags: [100, 200]), TunnelCase(mode: .flow, tags: [100, 200, 300]),
+              TunnelCase(mode: .flow, tags: [100, 200, 300, 400]),
               TunnelCase(mode: .flow, tunnel: .geneve), TunnelCase(mode: .hash, tunnel: .geneve),
               TunnelCase(mode: .flow, inner: 6), TunnelCase(mode: .flow, tunnel: .geneve, inner: 6, outer: 6),
               TunnelCase(mode: .flow, outer: 6),
           ])
     func tunnelFlowsStayOnOneThread(_ test: TunnelCase) throws {
-        let (mode, tagged) = (test.mode, test.tagged)
+        let (mode, tags) = (test.mode, test.tags)
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
         let a = node.pods[0], b = node.pods[1]
@@ -217,8 +221,8 @@ struct AFPacketTests {
         // hash seeds send them. Pod a writes one direction (the
         // capture sees it leave, link header included), pod b the other (it arrives, link
         // header already taken off), step by step, so each flow's handshake comes in order.
-        // Tagged: every frame carries 802.1Q tag 100, which pod a's eth0 takes out of the
-        // frames it receives but not of those it sends.
+        // Tagged: every frame carries the tags; pod a's eth0 takes the outermost out of the
+        // frames it receives (the others stay in the payload) but not of those it sends.
         let flows = 32, packets = 3
         func macAddress(_ pod: SimulatedNode.Pod) throws -> String {
             try node.exec(in: pod.namespace, ["cat", "/sys/class/net/eth0/address"])
@@ -228,7 +232,7 @@ struct AFPacketTests {
         for step in 0..<2 * packets {
             let (from, to) = step % 2 == 0 ? (a, macB) : (b, macA)
             try node.exec(in: from.namespace,
-                          ["python3", "-c", Self.tunnelSender, to, "\(flows)", "\(packets)", "\(step)", tagged ? "100" : "0",
+                          ["python3", "-c", Self.tunnelSender, to, "\(flows)", "\(packets)", "\(step)", tags.isEmpty ? "0" : tags.map(String.init).joined(separator: ","),
                            "\(test.tunnel)", "\(test.inner)", "\(test.outer)"])
         }
         usleep(100_000)
@@ -254,19 +258,21 @@ struct AFPacketTests {
         #expect(keys6[0].union(keys6[1]).count == flows)
         // The tag was on the frames both ways (inner VXLAN flows key on the inner frame's
         // VLAN, so the plain flows show it).
-        #expect(keys6[0].union(keys6[1]).allSatisfy { $0.vlanID == (tagged ? 100 : 0) })
+        #expect(keys6[0].union(keys6[1]).allSatisfy { $0.vlanID == tags.last ?? 0 })
         switch mode {
         case .flow:
-            // Each flow whole on one thread, both directions complete; both threads used.
+            // Each flow whole on one thread, both directions complete; both threads used (with
+            // more than three VLAN tags the program sends everything to member 0).
+            let spread = tags.count <= 3
             #expect(split == 0)
-            #expect(!keys[0].isEmpty && !keys[1].isEmpty)
+            #expect(!keys[0].isEmpty && keys[1].isEmpty == !spread)
             for record in perThread.joined() {
                 #expect(record.directions[0].packets == UInt64(packets) && record.directions[1].packets == UInt64(packets),
                         "\(record.key)")
                 #expect(record.clientFromHandshake && record.tcpState == .established, "\(record.key)")
             }
             #expect(keys6[0].isDisjoint(with: keys6[1]))
-            #expect(!keys6[0].isEmpty && !keys6[1].isEmpty)
+            #expect(!keys6[0].isEmpty && keys6[1].isEmpty == !spread)
             for record in perThread6.joined() {
                 #expect(record.directions[0].packets == UInt64(packets) && record.directions[1].packets == UInt64(packets),
                         "\(record.key)")
@@ -285,17 +291,20 @@ struct AFPacketTests {
     /// packets each way (P ≥ 2); outer packets 192.0.2.1 -> 192.0.2.2 (outer IPv6:
     /// 2001:db8::1 -> 2001:db8::2) from source port 30000+7i one way, back from 50000+13i.
     /// Then N plain IPv6 TCP flows fd00::1:(i+2):(40000+i) <-> fd00::2:9:80, P data packets
-    /// each way. Even steps go from the first endpoint, odd ones back. A VLAN id V other than
-    /// 0 puts an 802.1Q tag with it in every frame: argv = destination MAC, N, P, S, V, tunnel
+    /// each way. Even steps go from the first endpoint, odd ones back. VLAN ids V (comma
+    /// separated; 0: none) put a tag with each in every frame, outermost first (802.1ad for
+    /// the outermost of several, 802.1Q for the others): argv = destination MAC, N, P, S, V, tunnel
     /// ("vxlan" or "geneve"), inner IP version, outer IP version.
     static let tunnelSender = """
         import socket, struct, sys
-        dst, n, p, step, vlan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        dst, n, p, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+        vlans = [int(v) for v in sys.argv[5].split(",") if v != "0"]
         tunnel, inner6, outer6 = sys.argv[6], sys.argv[7] == "6", sys.argv[8] == "6"
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         s.bind(("eth0", 0))
         src = s.getsockname()[4]
-        head = bytes.fromhex(dst.replace(":", "")) + src + (struct.pack("!HH", 0x8100, vlan) if vlan else b"")
+        head = bytes.fromhex(dst.replace(":", "")) + src + b"".join(
+            struct.pack("!HH", 0x88a8 if j == 0 and len(vlans) > 1 else 0x8100, v) for j, v in enumerate(vlans))
         def ip4(proto, a, b, payload):
             h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
                             socket.inet_aton(a), socket.inet_aton(b))
