@@ -10,7 +10,10 @@ public enum AFPacketFanoutMode: Sendable, Hashable, CaseIterable, CustomStringCo
     /// flannel's 8472) and Geneve (6081), over IPv4 or IPv6. Both directions of a flow reach
     /// the same member, also for flows inside those tunnels, whose outer source port differs
     /// per direction (it is a hash each sending node makes); ``hash`` splits those. Flows
-    /// between the same two nodes spread over the members like any others. The default.
+    /// between the same two nodes spread over the members like any others. UDP flows whose
+    /// fragments the kernel does not reassemble first (IPv6, tunnelled, IPv4 without
+    /// ``AFPacketFanout/defragments``) go by addresses only, since a later fragment has no
+    /// ports. The default.
     case flow
     /// By the kernel's symmetric hash of the outermost flow (addresses, ports), so both
     /// directions of a flow reach the same member, except flows inside tunnels whose outer
@@ -49,8 +52,13 @@ public struct AFPacketFanout: Sendable, Hashable {
     /// ``AFPacketSource/fanoutGroupID`` to add more members.
     public var groupID: UInt16?
     public var mode: AFPacketFanoutMode
-    /// Reassemble IP fragments before choosing a member, so every fragment of a datagram
-    /// reaches the member that gets its flow (`PACKET_FANOUT_FLAG_DEFRAG`).
+    /// Have the kernel reassemble IPv4 datagrams before it chooses a member
+    /// (`PACKET_FANOUT_FLAG_DEFRAG`), so the whole datagram, ports included, reaches the
+    /// member that gets its flow. The member then sees each fragmented datagram once,
+    /// reassembled (one packet, possibly larger than the link's MTU), not its fragments as
+    /// they crossed the wire; without the flag it sees the fragments, and ``AFPacketFanoutMode/flow``
+    /// spreads IPv4 UDP by addresses only, as it does IPv6 UDP, whose fragments the kernel
+    /// does not reassemble here.
     public var defragments: Bool
 
     public init(groupID: UInt16? = nil, mode: AFPacketFanoutMode = .flow, defragments: Bool = true) {

@@ -277,7 +277,9 @@ public struct AFPacketSource: ~Copyable {
                     throw CaptureSourceError(.system, operation: "getsockopt(PACKET_FANOUT)", errno: e, message: errorText(e))
                 }
                 groupID = UInt16(truncatingIfNeeded: current)
-                if fanout.mode == .flow { try attachFanoutProgram(FlowFanoutProgram.instructions, to: fd) }
+                if fanout.mode == .flow {
+                    try attachFanoutProgram(FlowFanoutProgram.instructions(ipv4Reassembled: fanout.defragments), to: fd)
+                }
             }
             return unsafe OpenedSocket(descriptor: fd, ring: mapped, interfaceIndex: Int(ifindex), fanoutGroupID: groupID)
         } catch {

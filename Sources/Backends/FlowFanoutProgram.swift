@@ -4,13 +4,16 @@
 /// A symmetric hash of a packet's innermost flow, as a classic BPF program for
 /// `PACKET_FANOUT_CBPF`.
 ///
-/// - IPv4 and IPv6: source XOR destination address, and for TCP, UDP and SCTP source XOR
-///   destination port (IPv4 fragments and IPv6 packets with extension headers: addresses only;
-///   the fanout's defragmentation flag reassembles IPv4 datagrams before the program runs).
+/// - IPv4 and IPv6: source XOR destination address, and for TCP, SCTP and UDP over IPv4 source
+///   XOR destination port (IPv4 fragments and IPv6 packets with extension headers: addresses
+///   only). The fanout's defragmentation flag reassembles IPv4 datagrams before the program
+///   runs, not IPv6 ones: a fragment after the first has no ports, so UDP over IPv6 (and over
+///   IPv4 without the flag) hashes its addresses only, or a flow whose larger datagrams travel
+///   in fragments would be split between members.
 /// - VXLAN (UDP destination port 4789, or flannel's 8472) and Geneve (6081, with any options,
 ///   carrying Ethernet), over IPv4 or IPv6, carrying IPv4 or IPv6: the inner packet's
-///   addresses and ports instead (inner IPv4 fragments and IPv6 packets with extension
-///   headers: inner addresses only). The outer source port of such a packet is a hash of the
+///   addresses and ports instead (inner UDP, inner IPv4 fragments and inner IPv6 packets with
+///   extension headers: inner addresses only; nothing reassembles inner fragments). The outer source port of such a packet is a hash of the
 ///   inner flow made on the sending node, so the two directions of one inner flow travel in
 ///   outer packets with different source ports; a hash that includes them
 ///   (`PACKET_FANOUT_HASH`) can send the two directions to different members.
@@ -33,7 +36,8 @@
 /// TX ring, zero-copy sends). A load past the end of a truncated packet ends the program with
 /// 0: member 0.
 enum FlowFanoutProgram {
-    static let instructions: [PacketFilter.Instruction] = {
+    /// The program; `ipv4Reassembled`: the group has the defragmentation flag.
+    static func instructions(ipv4Reassembled: Bool) -> [PacketFilter.Instruction] {
         var a = Assembler()
         // Where the network header starts: received packets reach the fanout with the link
         // header already pulled (offset 0), sent ones with it (14 bytes on Ethernet and
@@ -96,6 +100,8 @@ enum FlowFanoutProgram {
         a.label("v4-unfragmented")
         a.andK(0xff)
         a.store(1)
+        a.loadImmediate(4)
+        a.store(5)  // M[5] = the IP version
         a.addToX(fourTimesByteAt: 0, mask: 0x0f)  // IPv4 header length: X = the transport header
         a.jump("transport")
 
@@ -105,6 +111,8 @@ enum FlowFanoutProgram {
         a.store(0)
         a.load(.byte, plusX: 6)  // next header
         a.store(1)
+        a.loadImmediate(6)
+        a.store(5)
         a.txa()
         a.addK(40)
         a.tax()  // X = the transport header, when the next header is one
@@ -125,7 +133,16 @@ enum FlowFanoutProgram {
         a.andK(0xffff)
         a.jumpIfEqual(anyOf: [4789, 8472], then: "vxlan", else: "not-vxlan")
         a.label("not-vxlan")
-        a.jumpIfEqual(6081, then: "geneve", else: "ports")
+        a.jumpIfEqual(6081, then: "geneve", else: "udp-ports")
+        // Plain UDP: ports only when the datagram reached the program whole (IPv4, with the
+        // defragmentation flag).
+        a.label("udp-ports")
+        if ipv4Reassembled {
+            a.load(memory: 5)
+            a.jumpIfEqual(4, then: "ports", else: "addresses")
+        } else {
+            a.jump("addresses")
+        }
 
         // Geneve: X = the outer UDP header; UDP 8, Geneve 8 plus 4 × (low 6 bits of its first
         // byte) of options, then (protocol 0x6558) an Ethernet frame. X moves past the options,
@@ -150,7 +167,7 @@ enum FlowFanoutProgram {
         a.jumpIfAnyBit(0x3fff_0000, then: "addresses", else: "vxlan-unfragmented")
         a.label("vxlan-unfragmented")
         a.andK(0xff)
-        a.jumpIfEqual(anyOf: [6, 17, 132], then: "vxlan-ports", else: "addresses")
+        a.jumpIfEqual(anyOf: [6, 132], then: "vxlan-ports", else: "addresses")  // TCP, SCTP
         a.label("vxlan-ports")
         a.addToX(fourTimesByteAt: 30, mask: 0x0f)  // inner IPv4 header length: X = the inner transport header - 30
         a.load(.word, plusX: 30)
@@ -161,7 +178,7 @@ enum FlowFanoutProgram {
         a.xorWords(plusX: Array(stride(from: 30 + 8, through: 30 + 36, by: 4)))
         a.store(0)
         a.load(.byte, plusX: 30 + 6)  // next header
-        a.jumpIfEqual(anyOf: [6, 17, 132], then: "vxlan-v6-ports", else: "addresses")
+        a.jumpIfEqual(anyOf: [6, 132], then: "vxlan-v6-ports", else: "addresses")
         a.label("vxlan-v6-ports")
         a.load(.word, plusX: 30 + 40)
         a.store(3)
@@ -195,7 +212,7 @@ enum FlowFanoutProgram {
         a.label("other")
         a.returnK(0)
         return a.resolved()
-    }()
+    }
 
     /// An ancillary load's offset (SKF_AD_OFF + `field`).
     private static func ancillary(_ field: Int32) -> UInt32 { UInt32(bitPattern: -0x1000 + field) }

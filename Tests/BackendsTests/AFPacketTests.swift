@@ -284,6 +284,126 @@ struct AFPacketTests {
         }
     }
 
+    /// Fragments the fanout's defragmentation flag does not reassemble (it reassembles IPv4,
+    /// not IPv6, and not the inner packets of a tunnel) carry no ports after the first one.
+    /// IPv4 is sent with the flag (the member gets each datagram reassembled: one packet) and
+    /// without it ("ipv4-fragments": the fragments, as on the wire).
+    @Test("Flow fanout keeps UDP flows whose datagrams travel in fragments (IPv6, IPv4, inside VXLAN) whole on one thread",
+          arguments: ["ipv6", "vxlan4", "vxlan6", "ipv4", "ipv4-fragments"])
+    func fragmentedFlowsStayOnOneThread(kind: String) throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let a = node.pods[0], b = node.pods[1]
+        var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(a.namespace))
+        let reassembled = kind == "ipv4"
+        config.fanout = AFPacketFanout(mode: .flow, defragments: kind != "ipv4-fragments")
+        let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
+            TrackingWorker()
+        }
+        let sent = kind == "ipv4-fragments" ? "ipv4" : kind
+        let flows = 32
+        func macAddress(_ pod: SimulatedNode.Pod) throws -> String {
+            try node.exec(in: pod.namespace, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let macA = try macAddress(a), macB = try macAddress(b)
+        // Pod a sends each flow's request whole, pod b the response in two fragments.
+        try node.exec(in: a.namespace, ["python3", "-c", Self.fragmentSender, macB, "\(flows)", "0", sent])
+        try node.exec(in: b.namespace, ["python3", "-c", Self.fragmentSender, macA, "\(flows)", "1", sent])
+        usleep(100_000)
+        let report = capture.stop()
+        #expect(report.errors.allSatisfy { $0 == nil })
+        #expect(report.total.droppedByKernel == 0)
+        let perThread = report.results.map { outcome in
+            outcome.flows.filter { $0.key.protocolNumber == 17 && $0.key.portB == 53 }
+        }
+        let keys = perThread.map { Set($0.map(\.key)) }
+        let split = keys[0].intersection(keys[1]).count
+        print("fanout fragments \(kind): flows on thread 0: \(keys[0].count), thread 1: \(keys[1].count), on both: \(split)")
+        #expect(keys[0].union(keys[1]).count == flows)
+        #expect(split == 0)
+        #expect(!keys[0].isEmpty && !keys[1].isEmpty)
+        for record in perThread.joined() {
+            // The request one way, the response the other: its two fragments (IP bytes: two
+            // headers), or the datagram the kernel reassembled from them.
+            #expect(record.directions[0].packets == 1, "\(record.key)")
+            if reassembled {
+                #expect(record.directions[1].packets == 1 && record.directions[1].ipBytes == 20 + 1200, "\(record.key)")
+            } else {
+                #expect(record.directions[1].packets == 2, "\(record.key)")
+            }
+        }
+        for outcome in report.results {
+            #expect(outcome.tracker.fragmentsWithoutPorts == 0)
+        }
+    }
+
+    /// Python for the senders below: ip4 (identification and flags/fragment offset
+    /// optional) and ip6 build a packet around a payload.
+    static let ipHeaders = """
+        import socket, struct, sys
+        def ip4(proto, a, b, payload, ident=1, frag=0):
+            h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                            socket.inet_aton(a), socket.inet_aton(b))
+            c = sum(struct.unpack("!10H", h)); c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
+            return h[:10] + struct.pack("!H", ~c & 0xffff) + h[12:] + payload
+        def ip6(proto, a, b, payload):
+            return struct.pack("!IHBB16s16s", 6 << 28, len(payload), proto, 64, socket.inet_pton(socket.AF_INET6, a),
+                               socket.inet_pton(socket.AF_INET6, b)) + payload
+
+        """
+
+    /// Sends one side of N UDP exchanges out of eth0 to the given MAC: side 0 the requests
+    /// (20 bytes, whole) from port 40000+i to port 53, side 1 the responses (1,200 bytes, in two
+    /// fragments: the first with the UDP header, the second without). Kind "ipv6": plain IPv6
+    /// fd00::1:(i+2) <-> fd00::2:9 (the response in IPv6 fragment headers); "ipv4": plain IPv4
+    /// 10.250.1.(i+2) <-> 10.250.2.9. Kind "vxlan4" /
+    /// "vxlan6": the same exchange between 10.244.1.(i+2) and 10.244.2.9 (or fd00:244:1::(i+2)
+    /// and fd00:244:2::9) inside flannel VXLAN (UDP 8472, VNI 1) between 192.0.2.1 and
+    /// 192.0.2.2, each inner fragment in its own outer packet, outer source port 30000+7i one
+    /// way and 50000+13i back. argv = destination MAC, N, side, kind.
+    static let fragmentSender = ipHeaders + """
+        dst, n, side, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("eth0", 0))
+        head = bytes.fromhex(dst.replace(":", "")) + s.getsockname()[4]
+        def udp(sp, dp, data):
+            return struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
+        def packets(six, a, b, sp, dp, data, ident):
+            # The IP packets of one datagram: whole when short, else two fragments.
+            d = udp(sp, dp, data)
+            if len(d) <= 1000:
+                return [ip6(17, a, b, d) if six else ip4(17, a, b, d, ident)]
+            first, rest = d[:1000], d[1000:]
+            if six:
+                return [ip6(44, a, b, struct.pack("!BBHI", 17, 0, 0 | 1, ident) + first),
+                        ip6(44, a, b, struct.pack("!BBHI", 17, 0, (1000 // 8) << 3, ident) + rest)]
+            return [ip4(17, a, b, first, ident, 0x2000), ip4(17, a, b, rest, ident, 1000 // 8)]
+        for i in range(n):
+            six = kind not in ("vxlan4", "ipv4")
+            if kind == "vxlan4":
+                pod, peer = "10.244.1.%d" % (i + 2), "10.244.2.9"
+            elif kind == "vxlan6":
+                pod, peer = "fd00:244:1::%x" % (i + 2), "fd00:244:2::9"
+            elif kind == "ipv4":
+                pod, peer = "10.250.1.%d" % (i + 2), "10.250.2.9"
+            else:
+                pod, peer = "fd00::1:%x" % (i + 2), "fd00::2:9"
+            if side == 0:
+                inner = packets(six, pod, peer, 40000 + i, 53, b"q" * 20, i + 1)
+                oa, ob, osp = "192.0.2.1", "192.0.2.2", 30000 + 7 * i
+            else:
+                inner = packets(six, peer, pod, 53, 40000 + i, b"r" * 1192, i + 1)
+                oa, ob, osp = "192.0.2.2", "192.0.2.1", 50000 + 13 * i
+            for packet in inner:
+                ethertype = b"\\x86\\xdd" if six else b"\\x08\\x00"
+                if kind in ("ipv6", "ipv4"):
+                    s.send(head + ethertype + packet)
+                    continue
+                frame = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02" + ethertype + packet
+                tun = struct.pack("!BxxxI", 0x08, 1 << 8) + frame
+                s.send(head + b"\\x08\\x00" + ip4(17, oa, ob, udp(osp, 8472, tun)))
+        """
+
     /// Sends step S of a scripted exchange out of eth0 to the given MAC. Exchange: for each of
     /// N inner TCP flows 10.244.1.(i+2):(40000+i) <-> 10.244.2.9:80 (inner IPv6:
     /// fd00:244:1::(i+2) <-> fd00:244:2::9) in VXLAN (UDP 8472, VNI 1) or Geneve (UDP 6081,
@@ -295,8 +415,7 @@ struct AFPacketTests {
     /// separated; 0: none) put a tag with each in every frame, outermost first (802.1ad for
     /// the outermost of several, 802.1Q for the others): argv = destination MAC, N, P, S, V, tunnel
     /// ("vxlan" or "geneve"), inner IP version, outer IP version.
-    static let tunnelSender = """
-        import socket, struct, sys
+    static let tunnelSender = ipHeaders + """
         dst, n, p, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         vlans = [int(v) for v in sys.argv[5].split(",") if v != "0"]
         tunnel, inner6, outer6 = sys.argv[6], sys.argv[7] == "6", sys.argv[8] == "6"
@@ -305,14 +424,6 @@ struct AFPacketTests {
         src = s.getsockname()[4]
         head = bytes.fromhex(dst.replace(":", "")) + src + b"".join(
             struct.pack("!HH", 0x88a8 if j == 0 and len(vlans) > 1 else 0x8100, v) for j, v in enumerate(vlans))
-        def ip4(proto, a, b, payload):
-            h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
-                            socket.inet_aton(a), socket.inet_aton(b))
-            c = sum(struct.unpack("!10H", h)); c = (c & 0xffff) + (c >> 16); c = (c & 0xffff) + (c >> 16)
-            return h[:10] + struct.pack("!H", ~c & 0xffff) + h[12:] + payload
-        def ip6(proto, a, b, payload):
-            return struct.pack("!IHBB16s16s", 6 << 28, len(payload), proto, 64, socket.inet_pton(socket.AF_INET6, a),
-                               socket.inet_pton(socket.AF_INET6, b)) + payload
         def ip(proto, a, b, payload, six):
             return ip6(proto, a, b, payload) if six else ip4(proto, a, b, payload)
         def tcp(sp, dp, seq, ack, flags, data):
