@@ -17,6 +17,9 @@
 ///   inner flow made on the sending node, so the two directions of one inner flow travel in
 ///   outer packets with different source ports; a hash that includes them
 ///   (`PACKET_FANOUT_HASH`) can send the two directions to different members.
+/// - ICMP and ICMPv6 errors: the packet they quote, as above, so an error reaches the member
+///   of the flow it reports on (the tracker attributes it there and keys the error's own flow
+///   by the quoted ports). Not inside tunnels: an inner ICMP error hashes its inner addresses.
 /// - Other tunnel payloads (a Geneve packet that carries IP without Ethernet, an inner frame
 ///   with a VLAN tag): the outer addresses only, so they stay together too.
 /// - VLAN tags (802.1Q, 802.1ad) are skipped, up to three per frame counting the one the
@@ -60,7 +63,7 @@ enum FlowFanoutProgram {
             a.label("tags-\(tags + 1)")
         }
         a.load(.word, absolute: ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
-        a.jumpIfEqual(0, then: "sent-tags-3", else: "other")
+        a.jumpIfEqual(0, then: "sent-tags-3", else: "not-ip")
         a.label("sent-tags-3")
         a.load(.half, absolute: 12 + 4 * 3)
         a.loadImmediateX(14 + 4 * 3)
@@ -81,7 +84,7 @@ enum FlowFanoutProgram {
         a.jumpIfVLAN(then: "payload-tags-3", else: "dispatch")
         a.label("payload-tags-3")
         a.load(.word, absolute: ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
-        a.jumpIfEqual(0, then: "payload-tags-3-only", else: "other")
+        a.jumpIfEqual(0, then: "payload-tags-3-only", else: "not-ip")
         a.label("payload-tags-3-only")
         a.load(.half, absolute: 2 + 4 * 2)
         a.loadImmediateX(4 + 4 * 2)
@@ -89,7 +92,10 @@ enum FlowFanoutProgram {
         a.label("dispatch")
         a.jumpIfEqual(0x0800, then: "v4", else: "not-v4")
         a.label("not-v4")
-        a.jumpIfEqual(0x86dd, then: "v6", else: "other")
+        a.jumpIfEqual(0x86dd, then: "v6", else: "not-ip")
+        // Not IP, or behind too many tags: member 0 (here, within a conditional jump's reach).
+        a.label("not-ip")
+        a.returnK(0)
 
         // IPv4: M[0] = source ^ destination.
         a.label("v4")
@@ -103,7 +109,8 @@ enum FlowFanoutProgram {
         a.loadImmediate(4)
         a.store(5)  // M[5] = the IP version
         a.addToX(fourTimesByteAt: 0, mask: 0x0f)  // IPv4 header length: X = the transport header
-        a.jump("transport")
+        a.load(memory: 1)
+        a.jumpIfEqual(1, then: "icmp4", else: "transport")
 
         // IPv6: M[0] = XOR of the eight address words.
         a.label("v6")
@@ -116,6 +123,43 @@ enum FlowFanoutProgram {
         a.txa()
         a.addK(40)
         a.tax()  // X = the transport header, when the next header is one
+        a.load(memory: 1)
+        a.jumpIfEqual(58, then: "icmp6", else: "transport")
+
+        // An ICMP error (X = its header) goes where the packet it quotes goes: that packet's
+        // addresses, protocol and transport header (quoted after the 8-byte ICMP header) take
+        // the error's place, so the error reaches the thread that tracks the flow it reports
+        // on, whoever sent it (the destination, or a router on the way).
+        a.label("icmp4")
+        a.load(.byte, plusX: 0)  // type: unreachable, source quench, redirect, time exceeded, parameter problem
+        a.jumpIfEqual(anyOf: [3, 4, 5, 11, 12], then: "icmp4-error", else: "addresses")
+        a.label("icmp4-error")
+        a.txa()
+        a.addK(8)
+        a.tax()  // X = the quoted IPv4 header
+        a.xorWords(plusX: [12, 16])
+        a.store(0)
+        a.load(.word, plusX: 6)
+        a.jumpIfAnyBit(0x1fff_0000, then: "addresses", else: "icmp4-quoted-ports")  // a later fragment: no ports
+        a.label("icmp4-quoted-ports")
+        a.andK(0xff)
+        a.store(1)
+        a.addToX(fourTimesByteAt: 0, mask: 0x0f)
+        a.jump("transport")
+        a.label("icmp6")
+        a.load(.byte, plusX: 0)  // type: unreachable, packet too big, time exceeded, parameter problem
+        a.jumpIfEqual(anyOf: [1, 2, 3, 4], then: "icmp6-error", else: "addresses")
+        a.label("icmp6-error")
+        a.txa()
+        a.addK(8)
+        a.tax()  // X = the quoted IPv6 header
+        a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
+        a.store(0)
+        a.load(.byte, plusX: 6)
+        a.store(1)
+        a.txa()
+        a.addK(40)
+        a.tax()
 
         // M[1] = the transport protocol, X = its header.
         a.label("transport")

@@ -224,11 +224,7 @@ struct AFPacketTests {
         // Tagged: every frame carries the tags; pod a's eth0 takes the outermost out of the
         // frames it receives (the others stay in the payload) but not of those it sends.
         let flows = 32, packets = 3
-        func macAddress(_ pod: SimulatedNode.Pod) throws -> String {
-            try node.exec(in: pod.namespace, ["cat", "/sys/class/net/eth0/address"])
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let macA = try macAddress(a), macB = try macAddress(b)
+        let macA = try Self.macAddress(a, on: node), macB = try Self.macAddress(b, on: node)
         for step in 0..<2 * packets {
             let (from, to) = step % 2 == 0 ? (a, macB) : (b, macA)
             try node.exec(in: from.namespace,
@@ -302,13 +298,8 @@ struct AFPacketTests {
         }
         let sent = kind == "ipv4-fragments" ? "ipv4" : kind
         let flows = 32
-        func macAddress(_ pod: SimulatedNode.Pod) throws -> String {
-            try node.exec(in: pod.namespace, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let macA = try macAddress(a), macB = try macAddress(b)
         // Pod a sends each flow's request whole, pod b the response in two fragments.
-        try node.exec(in: a.namespace, ["python3", "-c", Self.fragmentSender, macB, "\(flows)", "0", sent])
-        try node.exec(in: b.namespace, ["python3", "-c", Self.fragmentSender, macA, "\(flows)", "1", sent])
+        try Self.exchange(Self.fragmentSender, on: node, flows: flows, kind: sent)
         usleep(100_000)
         let report = capture.stop()
         #expect(report.errors.allSatisfy { $0 == nil })
@@ -335,6 +326,125 @@ struct AFPacketTests {
         for outcome in report.results {
             #expect(outcome.tracker.fragmentsWithoutPorts == 0)
         }
+    }
+
+    /// An ICMP error reaches the capture thread of the flow it reports on, so that thread's
+    /// tracker attributes it: the fanout program hashes the packet an error quotes.
+    /// "udp4-kernel": pod a sends UDP from 32 ports to a closed port of pod b, whose kernel
+    /// answers each with port unreachable. "udp6": the same over IPv6, the errors written by
+    /// hand (UDP over IPv6 hashes its addresses only, which the errors share: this case holds
+    /// without the program's ICMP rule too, and checks the errors' own flows). "tcp4-router" / "tcp6-router": TCP SYNs from pod a, each answered by
+    /// "fragmentation needed" / "packet too big" from a router address (not the flow's
+    /// destination).
+    @Test("Flow fanout sends ICMP errors to the thread of the flow they report on",
+          arguments: ["udp4-kernel", "udp6", "tcp4-router", "tcp6-router"])
+    func icmpErrorsReachTheirFlowsThread(kind: String) throws {
+        let node = try SimulatedNode(podCount: 2)
+        defer { node.remove() }
+        let a = node.pods[0], b = node.pods[1]
+        var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(a.namespace))
+        config.fanout = AFPacketFanout(mode: .flow)
+        let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
+            TrackingWorker()
+        }
+        let flows = 32
+        if kind == "udp4-kernel" {
+            _ = try node.exec(in: b.namespace, ["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"])
+            try node.exec(in: a.namespace, ["python3", "-c", """
+                import socket
+                for i in range(\(flows)):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s.bind(("", 40000 + i))
+                    s.sendto(b"x" * 10, ("\(b.address)", 9))
+                    s.close()
+                """])
+        } else {
+            try Self.exchange(Self.icmpErrorSender, on: node, flows: flows, kind: kind)
+        }
+        usleep(100_000)
+        let report = capture.stop()
+        #expect(report.errors.allSatisfy { $0 == nil })
+        #expect(report.total.droppedByKernel == 0)
+        let reported: UInt8 = kind.hasPrefix("tcp") ? 6 : 17
+        let perThread = report.results.map { outcome in
+            outcome.flows.filter { f in
+                f.key.protocolNumber == reported && [f.key.portA, f.key.portB].contains { (40000..<40000 + UInt16(flows)).contains($0) }
+            }
+        }
+        let keys = perThread.map { Set($0.map(\.key)) }
+        let attributed = report.results.reduce(0) { $0 + $1.tracker.icmpErrorsAttributed }
+        let unmatched = report.results.reduce(0) { $0 + $1.tracker.icmpErrorsUnmatched }
+        print("fanout ICMP errors \(kind): flows on thread 0: \(keys[0].count), thread 1: \(keys[1].count); errors attributed \(attributed), unmatched \(unmatched)")
+        #expect(keys[0].union(keys[1]).count == flows)
+        #expect(keys[0].isDisjoint(with: keys[1]))
+        #expect(!keys[0].isEmpty && !keys[1].isEmpty)
+        #expect(attributed == UInt64(flows) && unmatched == 0)
+        for record in perThread.joined() {
+            #expect(record.icmpErrors == 1, "\(record.key)")
+        }
+        // Each error's own flow (keyed by the ports it quotes; the namespaces' own neighbour
+        // discovery and MLD have none) is on its reported flow's thread.
+        var errorFlows = 0
+        for (thread, outcome) in report.results.enumerated() {
+            let quoting = outcome.flows.filter { f in
+                (f.key.protocolNumber == 1 || f.key.protocolNumber == 58) && f.key.portA | f.key.portB != 0
+            }
+            errorFlows += quoting.count
+            for e in quoting {
+                #expect(keys[thread].contains { Set([$0.portA, $0.portB]) == Set([e.key.portA, e.key.portB]) }, "\(e.key)")
+            }
+        }
+        #expect(errorFlows == flows)
+    }
+
+    /// Sends one side of N exchanges whose answers are ICMP errors: side 0 the packets (kind
+    /// "udp6": UDP fd00::1:(i+2) port 40000+i to fd00::2:9 port 9; "tcp4-router": a TCP SYN
+    /// 10.250.1.(i+2):40000+i to 10.250.2.9:443; "tcp6-router": the same from fd00::1:(i+2) to
+    /// fd00::2:9), side 1 the errors (ICMPv6 port unreachable from fd00::2:9; ICMP
+    /// fragmentation needed from the router 10.250.9.1; ICMPv6 packet too big from the router
+    /// fd00::9:1), each quoting its packet. argv = destination MAC, N, side, kind.
+    static let icmpErrorSender = ipHeaders + """
+        dst, n, side, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("eth0", 0))
+        head = bytes.fromhex(dst.replace(":", "")) + s.getsockname()[4]
+        for i in range(n):
+            syn = struct.pack("!HHIIBBHHH", 40000 + i, 443, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
+            if kind == "tcp6-router":
+                packet = ip6(6, "fd00::1:%x" % (i + 2), "fd00::2:9", syn)
+                if side == 0:
+                    s.send(head + b"\\x86\\xdd" + packet)
+                else:
+                    s.send(head + b"\\x86\\xdd" + ip6(58, "fd00::9:1", "fd00::1:%x" % (i + 2),
+                                                      struct.pack("!BBHI", 2, 0, 0, 1280) + packet))
+            elif kind == "udp6":
+                a, b = "fd00::1:%x" % (i + 2), "fd00::2:9"
+                packet = ip6(17, a, b, struct.pack("!HHHH", 40000 + i, 9, 18, 0) + b"x" * 10)
+                if side == 0:
+                    s.send(head + b"\\x86\\xdd" + packet)
+                else:
+                    s.send(head + b"\\x86\\xdd" + ip6(58, b, a, struct.pack("!BBHI", 1, 4, 0, 0) + packet))
+            else:
+                a, b = "10.250.1.%d" % (i + 2), "10.250.2.9"
+                packet = ip4(6, a, b, syn)
+                if side == 0:
+                    s.send(head + b"\\x08\\x00" + packet)
+                else:
+                    s.send(head + b"\\x08\\x00" + ip4(1, "10.250.9.1", a, struct.pack("!BBHHH", 3, 4, 0, 0, 1400) + packet[:28]))
+        """
+
+    /// The MAC address of a pod's eth0.
+    static func macAddress(_ pod: SimulatedNode.Pod, on node: SimulatedNode) throws -> String {
+        try node.exec(in: pod.namespace, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs side 0 of a sender script in the first pod (frames to the second pod's MAC), then
+    /// side 1 in the second (to the first's): argv = destination MAC, flows, side, kind.
+    static func exchange(_ script: String, on node: SimulatedNode, flows: Int, kind: String) throws {
+        let a = node.pods[0], b = node.pods[1]
+        let macA = try macAddress(a, on: node), macB = try macAddress(b, on: node)
+        try node.exec(in: a.namespace, ["python3", "-c", script, macB, "\(flows)", "0", kind])
+        try node.exec(in: b.namespace, ["python3", "-c", script, macA, "\(flows)", "1", kind])
     }
 
     /// Python for the senders below: ip4 (identification and flags/fragment offset

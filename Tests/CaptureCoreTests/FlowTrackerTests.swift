@@ -224,22 +224,42 @@ struct FlowTrackerTests {
         #expect(Set(records.map(\.key)).count == flows)
     }
 
+    /// ICMP port unreachable from the server back to the client, quoting the IPv4 header and
+    /// UDP header of `udp` (an Ethernet frame from the client).
+    static func portUnreachable(quoting udp: [UInt8]) -> [UInt8] {
+        var b = FrameBuilder()
+        b.ethernet(type: 0x0800)
+        let ip = b.ipv4(s, c, proto: 1)
+        b.bytes += [3, 3, 0, 0, 0, 0, 0, 0] + Array(udp[14..<(14 + 28)])
+        b.finishIPv4(at: ip)
+        return b.bytes
+    }
+
     @Test("ICMP errors are attributed to the flow of the packet they quote")
     func icmpAttribution() {
         var h = TrackerHarness()
         let udp = FrameBuilder.udp4(Self.c, 40000, Self.s, 53, payload: [1, 2, 3, 4])
         h.feed(udp, atMilliseconds: 0)
-        var b = FrameBuilder()
-        b.ethernet(type: 0x0800)
-        let ip = b.ipv4(Self.s, Self.c, proto: 1)
-        b.bytes += [3, 3, 0, 0, 0, 0, 0, 0] + Array(udp[14..<(14 + 28)])
-        b.finishIPv4(at: ip)
-        h.feed(b.bytes, atMilliseconds: 1)
+        h.feed(Self.portUnreachable(quoting: udp), atMilliseconds: 1)
         #expect(h.tracker.statistics.icmpErrorsAttributed == 1)
         let flows = h.finish()
         let u = flows.first { $0.key.protocolNumber == 17 }
         #expect(u?.icmpErrors == 1 && u?.lastICMPType == 3 && u?.lastICMPCode == 3)
         #expect(flows.contains { $0.key.protocolNumber == 1 }, "the ICMP packet itself is still counted")
+        // The error's own flow is keyed by the ports it quotes: one ICMP flow per flow reported
+        // on. A second error about another UDP flow between the same hosts is a second ICMP flow.
+        let icmp = flows.first { $0.key.protocolNumber == 1 }
+        #expect(icmp.map { Set([$0.key.portA, $0.key.portB]) } == [40000, 53])
+        var h2 = TrackerHarness()
+        for port: UInt16 in [40000, 40001] {
+            let other = FrameBuilder.udp4(Self.c, port, Self.s, 53, payload: [1, 2, 3, 4])
+            h2.feed(other, atMilliseconds: 0)
+            h2.feed(Self.portUnreachable(quoting: other), atMilliseconds: 1)
+        }
+        let both = h2.finish()
+        #expect(h2.tracker.statistics.icmpErrorsAttributed == 2)
+        #expect(both.filter { $0.key.protocolNumber == 1 }.count == 2)
+        #expect(both.filter { $0.key.protocolNumber == 17 }.allSatisfy { $0.icmpErrors == 1 })
     }
 
     @Test("Later IP fragments are counted in the flow of their first fragment")

@@ -319,7 +319,16 @@ public struct PacketDecoder: Sendable {
                 l.sourcePort = i.identifier
                 l.destinationPort = i.identifier
             } else if v6 ? ICMPHeader.isIPv6Error(i.type) : ICMPHeader.isIPv4Error(i.type) {
-                p.quoted = try quotedPacket(frame, from: c.offset &+ ICMPHeader.length, to: c.end, v6: v6)
+                let q = try quotedPacket(frame, from: c.offset &+ ICMPHeader.length, to: c.end, v6: v6)
+                p.quoted = q
+                // An error takes the ports of the packet it quotes, turned round (it travels
+                // back towards that packet's source): one ICMP flow per flow reported on, which
+                // a flow-hash fanout keeps on the reported flow's thread.
+                if q.hasPorts {
+                    l.hasPorts = true
+                    l.sourcePort = q.destinationPort
+                    l.destinationPort = q.sourcePort
+                }
             }
             return .done
         case IPProtocol.sctp:
