@@ -20,6 +20,8 @@
 /// - ICMP and ICMPv6 errors: the packet they quote, as above, so an error reaches the member
 ///   of the flow it reports on (the tracker attributes it there and keys the error's own flow
 ///   by the quoted ports). Not inside tunnels: an inner ICMP error hashes its inner addresses.
+/// - IP in IP (protocol 4 or 41, e.g. Calico's IPIP mode), over IPv4 or IPv6: the inner
+///   packet's addresses and ports, by the same rules as inside VXLAN.
 /// - Other tunnel payloads (a Geneve packet that carries IP without Ethernet, an inner frame
 ///   with a VLAN tag): the outer addresses only, so they stay together too.
 /// - VLAN tags (802.1Q, 802.1ad) are skipped, up to three per frame counting the one the
@@ -166,7 +168,11 @@ enum FlowFanoutProgram {
         a.load(memory: 1)
         a.jumpIfEqual(anyOf: [6, 132], then: "tcp", else: "not-tcp")
         a.label("not-tcp")
-        a.jumpIfEqual(17, then: "udp", else: "addresses")
+        a.jumpIfEqual(17, then: "udp", else: "not-udp")
+        a.label("not-udp")
+        a.jumpIfEqual(4, then: "ipip-v4", else: "not-ipip4")
+        a.label("not-ipip4")
+        a.jumpIfEqual(41, then: "ipip-v6", else: "addresses")
         a.label("tcp")
         a.load(.word, plusX: 0)  // source port << 16 | destination port
         a.store(3)
@@ -204,28 +210,9 @@ enum FlowFanoutProgram {
         a.jumpIfEqual(0x0800, then: "vxlan-v4", else: "vxlan-not-v4")
         a.label("vxlan-not-v4")
         a.jumpIfEqual(0x86dd, then: "vxlan-v6", else: "addresses")
-        a.label("vxlan-v4")
-        a.xorWords(plusX: [30 + 12, 30 + 16])
-        a.store(0)  // the inner addresses replace the outer ones
-        a.load(.word, plusX: 30 + 6)
-        a.jumpIfAnyBit(0x3fff_0000, then: "addresses", else: "vxlan-unfragmented")
-        a.label("vxlan-unfragmented")
-        a.andK(0xff)
-        a.jumpIfEqual(anyOf: [6, 132], then: "vxlan-ports", else: "addresses")  // TCP, SCTP
-        a.label("vxlan-ports")
-        a.addToX(fourTimesByteAt: 30, mask: 0x0f)  // inner IPv4 header length: X = the inner transport header - 30
-        a.load(.word, plusX: 30)
-        a.store(3)
-        a.jump("ports")
-        // Inner IPv6 at X + 30: its addresses replace the outer ones.
-        a.label("vxlan-v6")
-        a.xorWords(plusX: Array(stride(from: 30 + 8, through: 30 + 36, by: 4)))
-        a.store(0)
-        a.load(.byte, plusX: 30 + 6)  // next header
-        a.jumpIfEqual(anyOf: [6, 132], then: "vxlan-v6-ports", else: "addresses")
-        a.label("vxlan-v6-ports")
-        a.load(.word, plusX: 30 + 40)
-        a.store(3)
+        innerFlow(&a, "vxlan", at: 30)
+        // IP in IP (Calico's IPIP mode, ip6tnl): the inner packet at X.
+        innerFlow(&a, "ipip", at: 0)
 
         // A = source port ^ destination port, from M[3] = source << 16 | destination.
         a.label("ports")
@@ -256,6 +243,36 @@ enum FlowFanoutProgram {
         a.label("other")
         a.returnK(0)
         return a.resolved()
+    }
+
+    /// The hash input of a tunnel's inner IPv4 packet (entered at "`name`-v4") or IPv6 packet
+    /// ("`name`-v6") that starts at X + `offset`: M[0] = its addresses, and for TCP and SCTP
+    /// (not fragmented, no IPv6 extension headers) M[3] = its ports, then "ports"; anything
+    /// else goes by the inner addresses. Inner UDP too: nothing reassembles inner fragments,
+    /// and a later fragment has no ports.
+    private static func innerFlow(_ a: inout Assembler, _ name: String, at offset: UInt32) {
+        a.label("\(name)-v4")
+        a.xorWords(plusX: [offset + 12, offset + 16])
+        a.store(0)  // the inner addresses replace the outer ones
+        a.load(.word, plusX: offset + 6)
+        a.jumpIfAnyBit(0x3fff_0000, then: "addresses", else: "\(name)-unfragmented")
+        a.label("\(name)-unfragmented")
+        a.andK(0xff)
+        a.jumpIfEqual(anyOf: [6, 132], then: "\(name)-ports", else: "addresses")  // TCP, SCTP
+        a.label("\(name)-ports")
+        a.addToX(fourTimesByteAt: offset, mask: 0x0f)  // inner IPv4 header length: X + offset = the inner transport header
+        a.load(.word, plusX: offset)
+        a.store(3)
+        a.jump("ports")
+        a.label("\(name)-v6")
+        a.xorWords(plusX: Array(stride(from: offset + 8, through: offset + 36, by: 4)))
+        a.store(0)
+        a.load(.byte, plusX: offset + 6)  // next header
+        a.jumpIfEqual(anyOf: [6, 132], then: "\(name)-v6-ports", else: "addresses")
+        a.label("\(name)-v6-ports")
+        a.load(.word, plusX: offset + 40)
+        a.store(3)
+        a.jump("ports")
     }
 
     /// An ancillary load's offset (SKF_AD_OFF + `field`).
@@ -331,6 +348,7 @@ enum FlowFanoutProgram {
 
         /// The program with every label turned into a forward offset.
         func resolved() -> [PacketFilter.Instruction] {
+            var code = self.code, labels = self.labels
             func offset(_ name: String?, from index: Int) -> Int {
                 guard let name else { return 0 }
                 guard let target = labels[name] else { preconditionFailure("undefined label \(name)") }
@@ -338,12 +356,29 @@ enum FlowFanoutProgram {
                 precondition(delta >= 0, "label \(name) is behind instruction \(index): classic BPF jumps forward only")
                 return delta
             }
+            // A conditional jump reaches 255 instructions: one that must go further jumps to
+            // an unconditional jump (32-bit reach) put right after it, which nothing else
+            // reaches (a conditional jump never falls through). Repeat until all reach.
+            func farJump() -> (index: Int, onTrue: Bool)? {
+                for (index, i) in code.enumerated() where i.ja == nil {
+                    if offset(i.jt, from: index) > 255 { return (index, true) }
+                    if offset(i.jf, from: index) > 255 { return (index, false) }
+                }
+                return nil
+            }
+            while let (index, onTrue) = farJump() {
+                let target = onTrue ? code[index].jt : code[index].jf
+                let step = "far-\(index)-\(code.count)"
+                for (name, at) in labels where at > index { labels[name] = at + 1 }
+                code.insert((op: 0x05, jt: nil, jf: nil, k: 0, ja: target), at: index + 1)
+                labels[step] = index + 1
+                if onTrue { code[index].jt = step } else { code[index].jf = step }
+            }
             return code.enumerated().map { index, i in
                 if let ja = i.ja {
                     return PacketFilter.Instruction(code: i.op, jumpIfTrue: 0, jumpIfFalse: 0, k: UInt32(offset(ja, from: index)))
                 }
                 let t = offset(i.jt, from: index), f = offset(i.jf, from: index)
-                precondition(t <= 255 && f <= 255, "conditional jump too far at instruction \(index)")
                 return PacketFilter.Instruction(code: i.op, jumpIfTrue: UInt8(t), jumpIfFalse: UInt8(f), k: i.k)
             }
         }
