@@ -239,9 +239,6 @@ enum FlowFanoutProgram {
         a.rightShift(16)
         a.xorX()
         a.returnA()
-
-        a.label("other")
-        a.returnK(0)
         return a.resolved()
     }
 
