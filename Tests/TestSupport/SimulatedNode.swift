@@ -34,6 +34,7 @@ public final class SimulatedNode: @unchecked Sendable {
 
     /// Creates the node namespace and bridge, then `podCount` pods.
     public init(podCount: Int, subnet: String = "10.244.1") throws {
+        _ = Self.leftoversRemoved
         let n = Self.counter.wrappingAdd(1, ordering: .relaxed).newValue
         prefix = "pt\(getpid())x\(n)"
         namespace = prefix + "n"
@@ -105,6 +106,28 @@ public final class SimulatedNode: @unchecked Sendable {
 
     /// The bind-mount path of namespace `ns` ("/run/netns/NAME"), as capture sources take it.
     public func namespacePath(_ ns: String) -> String { "/run/netns/\(ns)" }
+
+    /// Deletes the namespaces of test runs that died without removing them ("pt<pid>x…" whose
+    /// pid no longer runs: a test that traps never reaches its `defer`), with the veths and
+    /// bridges inside them. Namespaces of live runs, this one's included, stay.
+    /// - Returns: the names deleted.
+    @discardableResult
+    public static func removeLeftovers() -> [String] {
+        guard let list = try? ip(["netns", "list"]) else { return [] }
+        var deleted: [String] = []
+        for line in list.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            guard name.hasPrefix("pt"), let x = name.firstIndex(of: "x"),
+                let pid = Int32(name[name.index(name.startIndex, offsetBy: 2)..<x]), pid > 0
+            else { continue }
+            guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            if (try? ip(["netns", "delete", name])) != nil { deleted.append(name) }
+        }
+        return deleted
+    }
+
+    /// Once per test process, before its first node.
+    private static let leftoversRemoved: Void = { removeLeftovers() }()
 
     /// Deletes every namespace this node created. Idempotent.
     public func remove() {
