@@ -5,8 +5,8 @@
 /// `PACKET_FANOUT_CBPF`.
 ///
 /// - IPv4 and IPv6: source XOR destination address, and for TCP, SCTP and UDP over IPv4 source
-///   XOR destination port (IPv4 fragments and IPv6 packets with extension headers: addresses
-///   only). The fanout's defragmentation flag reassembles IPv4 datagrams before the program
+///   XOR destination port (IPv4 fragments, IPv6 fragments after the first and IPv6 packets
+///   with more than four extension headers: addresses only). The fanout's defragmentation flag reassembles IPv4 datagrams before the program
 ///   runs, not IPv6 ones: a fragment after the first has no ports, so UDP over IPv6 (and over
 ///   IPv4 without the flag) hashes its addresses only, or a flow whose larger datagrams travel
 ///   in fragments would be split between members.
@@ -124,7 +124,38 @@ enum FlowFanoutProgram {
         a.store(5)
         a.txa()
         a.addK(40)
-        a.tax()  // X = the transport header, when the next header is one
+        a.tax()  // X = the header after the fixed one
+        // Up to four extension headers are skipped: hop-by-hop, routing and destination
+        // options by their length, a fragment header when it starts its datagram (offset 0:
+        // a first fragment, or an atomic fragment that some stacks add to whole packets, so
+        // that a flow's packets with and without one hash alike). A later fragment has no
+        // ports: addresses only.
+        for n in 0..<4 {
+            a.load(memory: 1)
+            a.jumpIfEqual(anyOf: [0, 43, 60], then: "v6-ext\(n)-options", else: "v6-ext\(n)-not-options")
+            a.label("v6-ext\(n)-not-options")
+            a.jumpIfEqual(44, then: "v6-ext\(n)-fragment", else: "v6-upper")
+            a.label("v6-ext\(n)-fragment")
+            a.load(.half, plusX: 2)  // fragment offset << 3 | flags
+            a.jumpIfAnyBit(0xfff8, then: "addresses", else: "v6-ext\(n)-first")
+            a.label("v6-ext\(n)-first")
+            a.load(.byte, plusX: 0)
+            a.store(1)
+            a.txa()
+            a.addK(8)
+            a.tax()
+            a.jump("v6-ext\(n + 1)")
+            a.label("v6-ext\(n)-options")
+            a.load(.byte, plusX: 0)
+            a.store(1)
+            a.load(.byte, plusX: 1)  // length in 8-byte units, not counting the first 8
+            a.addK(1)
+            a.leftShift(3)
+            a.addX()
+            a.tax()
+            a.label("v6-ext\(n + 1)")
+        }
+        a.label("v6-upper")  // M[1] = the upper-layer protocol (or a fifth extension header), X = its header
         a.load(memory: 1)
         a.jumpIfEqual(58, then: "icmp6", else: "transport")
 
