@@ -64,11 +64,7 @@ enum FlowFanoutProgram {
             a.jump("dispatch")
             a.label("tags-\(tags + 1)")
         }
-        a.load(.word, absolute: ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
-        a.jumpIfEqual(0, then: "sent-tags-3", else: "not-ip")
-        a.label("sent-tags-3")
-        a.load(.half, absolute: 12 + 4 * 3)
-        a.loadImmediateX(14 + 4 * 3)
+        a.skipThirdTag(ifNoneHeldApart: "sent-tags-3", etherTypeAt: 12 + 4 * 3)
         a.jump("dispatch")
         // Received, or sent on a device without a link header. A tagged frame arrives with
         // its outermost tag taken out and the protocol of the next: any further tags start
@@ -85,11 +81,7 @@ enum FlowFanoutProgram {
         }
         a.jumpIfVLAN(then: "payload-tags-3", else: "dispatch")
         a.label("payload-tags-3")
-        a.load(.word, absolute: ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
-        a.jumpIfEqual(0, then: "payload-tags-3-only", else: "not-ip")
-        a.label("payload-tags-3-only")
-        a.load(.half, absolute: 2 + 4 * 2)
-        a.loadImmediateX(4 + 4 * 2)
+        a.skipThirdTag(ifNoneHeldApart: "payload-tags-3-only", etherTypeAt: 2 + 4 * 2)
 
         a.label("dispatch")
         a.jumpIfEqual(0x0800, then: "v4", else: "not-v4")
@@ -347,6 +339,16 @@ enum FlowFanoutProgram {
         }
         mutating func jumpIfEqual(_ k: UInt32, then t: String, else f: String) { emit(0x05 | 0x10, k, jt: t, jf: f) }
         mutating func jumpIfAnyBit(_ k: UInt32, then t: String, else f: String) { emit(0x05 | 0x40, k, jt: t, jf: f) }
+        /// Past a frame's third VLAN tag, when the kernel holds none apart from the frame
+        /// (`SKF_AD_VLAN_TAG_PRESENT`): A = the EtherType at `etherTypeAt`, X = the header
+        /// after it. Otherwise the frame has four tags: "not-ip".
+        mutating func skipThirdTag(ifNoneHeldApart label: String, etherTypeAt offset: UInt32) {
+            load(.word, absolute: FlowFanoutProgram.ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
+            jumpIfEqual(0, then: label, else: "not-ip")
+            self.label(label)
+            load(.half, absolute: offset)
+            loadImmediateX(offset + 2)
+        }
         /// To `t` when A is an 802.1Q or 802.1ad EtherType.
         mutating func jumpIfVLAN(then t: String, else f: String) { jumpIfEqual(anyOf: [0x8100, 0x88a8], then: t, else: f) }
         /// To `t` when A equals any of `values`, else to `f`.
