@@ -76,12 +76,12 @@ public struct CaptureStreamReader: ~Copyable {
             // The first section header, waiting for it; then the blocks before the first packet
             // that have arrived. A writer such as `dumpcap -w -` sends its header and interface
             // blocks at once and its first packet whenever there is one: waiting for that here
-            // would block `poll` users before they could poll. A reader made from a `read`
-            // closure waits for them all, as CaptureFileReader.init reads them.
+            // would block `poll` users before they could poll. (A window that reads a `read`
+            // closure always waits: it reads them all, as CaptureFileReader.init does.)
             do {
                 while try window.holdBlock(&state) {
                     if try state.readBlock(window.bytes, untilPacket: true) != .other { break }
-                    window.waits = descriptor < 0
+                    window.waits = false
                 }
             } catch {
                 // A bad first section header rejects the stream; later faults surface from advance().
@@ -175,8 +175,8 @@ public struct CaptureStreamReader: ~Copyable {
     /// The descriptor read, for poll(2); -1 when `read` is a closure.
     let descriptor: Int32
     let closing: Int32
-    /// Whether a fill waits for the bytes it needs. When not (and `descriptor` is known), it
-    /// reads only what poll(2) says has arrived.
+    /// Whether a fill waits for the bytes it needs. When not, it reads only what poll(2)
+    /// says has arrived on `descriptor`; a window without one (a `read` closure) always waits.
     var waits = true
     let read: (UnsafeMutableRawBufferPointer) -> Int
     var buffer: UnsafeMutableRawPointer
@@ -323,7 +323,7 @@ extension CaptureStreamReader: CaptureSource {
     ) throws(CaptureSourceError) -> Int {
         var n = 0
         let start = Self.milliseconds()
-        _window.waits = _window.descriptor < 0
+        _window.waits = false
         defer { _window.waits = true }
         reading: while n < 256 {
             let step: _Step
