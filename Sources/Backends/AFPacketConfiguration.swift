@@ -7,9 +7,10 @@ public enum AFPacketFanoutMode: Sendable, Hashable, CaseIterable, CustomStringCo
     /// By PodTap's symmetric hash of the innermost flow, which a classic BPF program computes
     /// in the kernel (`PACKET_FANOUT_CBPF`, see `FlowFanoutProgram`): addresses and ports of
     /// IPv4 and IPv6 packets, and of the inner IPv4 or IPv6 packet of VXLAN (UDP 4789 and
-    /// flannel's 8472), Geneve (6081) and IP in IP (Calico's IPIP mode), over IPv4 or IPv6. Both directions of a flow reach
-    /// the same member, also for flows inside those tunnels, whose outer source port differs
-    /// per direction (it is a hash each sending node makes); ``hash`` splits those. Flows
+    /// flannel's 8472), Geneve (6081) and IP in IP (Calico's IPIP mode), over IPv4 or IPv6.
+    /// Both directions of a flow reach the same member, also for flows inside those tunnels,
+    /// whose outer source port differs per direction (it is a hash each sending node makes);
+    /// ``hash`` splits those. Flows
     /// between the same two nodes spread over the members like any others. UDP flows whose
     /// fragments the kernel does not reassemble first (IPv6, tunnelled, IPv4 without
     /// ``AFPacketFanout/defragments``) go by addresses only, since a later fragment has no

@@ -6,17 +6,19 @@
 ///
 /// - IPv4 and IPv6: source XOR destination address, and for TCP, SCTP and UDP over IPv4 source
 ///   XOR destination port (IPv4 fragments, IPv6 fragments after the first and IPv6 packets
-///   with more than four extension headers: addresses only). The fanout's defragmentation flag reassembles IPv4 datagrams before the program
-///   runs, not IPv6 ones: a fragment after the first has no ports, so UDP over IPv6 (and over
-///   IPv4 without the flag) hashes its addresses only, or a flow whose larger datagrams travel
-///   in fragments would be split between members.
+///   with more than four extension headers: addresses only). The fanout's defragmentation
+///   flag reassembles IPv4 datagrams before the program runs, not IPv6 ones: a fragment after
+///   the first has no ports, so UDP over IPv6 (and over IPv4 without the flag) hashes its
+///   addresses only, or a flow whose larger datagrams travel in fragments would be split
+///   between members.
 /// - VXLAN (UDP destination port 4789, or flannel's 8472) and Geneve (6081, with any options,
 ///   carrying Ethernet), over IPv4 or IPv6, carrying IPv4 or IPv6: the inner packet's
 ///   addresses and ports instead (inner UDP, inner IPv4 fragments and inner IPv6 packets with
-///   extension headers: inner addresses only; nothing reassembles inner fragments). The outer source port of such a packet is a hash of the
-///   inner flow made on the sending node, so the two directions of one inner flow travel in
-///   outer packets with different source ports; a hash that includes them
-///   (`PACKET_FANOUT_HASH`) can send the two directions to different members.
+///   extension headers: inner addresses only; nothing reassembles inner fragments). The
+///   outer source port of such a packet is a hash of the inner flow made on the sending
+///   node, so the two directions of one inner flow travel in outer packets with different
+///   source ports; a hash that includes them (`PACKET_FANOUT_HASH`) can send the two
+///   directions to different members.
 /// - ICMP and ICMPv6 errors: the packet they quote, as above, so an error reaches the member
 ///   of the flow it reports on (the tracker attributes it there and keys the error's own flow
 ///   by the quoted ports). Not inside tunnels: an inner ICMP error hashes its inner addresses.
@@ -64,7 +66,7 @@ enum FlowFanoutProgram {
             a.jump("dispatch")
             a.label("tags-\(tags + 1)")
         }
-        a.skipThirdTag(ifNoneHeldApart: "sent-tags-3", etherTypeAt: 12 + 4 * 3)
+        skipThirdTag(&a, ifNoneHeldApart: "sent-tags-3", etherTypeAt: 12 + 4 * 3)
         a.jump("dispatch")
         // Received, or sent on a device without a link header. A tagged frame arrives with
         // its outermost tag taken out and the protocol of the next: any further tags start
@@ -81,7 +83,7 @@ enum FlowFanoutProgram {
         }
         a.jumpIfVLAN(then: "payload-tags-3", else: "dispatch")
         a.label("payload-tags-3")
-        a.skipThirdTag(ifNoneHeldApart: "payload-tags-3-only", etherTypeAt: 2 + 4 * 2)
+        skipThirdTag(&a, ifNoneHeldApart: "payload-tags-3-only", etherTypeAt: 2 + 4 * 2)
 
         a.label("dispatch")
         a.jumpIfEqual(0x0800, then: "v4", else: "not-v4")
@@ -93,30 +95,17 @@ enum FlowFanoutProgram {
 
         // IPv4: M[0] = source ^ destination.
         a.label("v4")
-        a.xorWords(plusX: [12, 16])
-        a.store(0)
-        a.load(.word, plusX: 6)  // flags and fragment offset, TTL, protocol
-        a.jumpIfAnyBit(0x3fff_0000, then: "addresses", else: "v4-unfragmented")  // MF or an offset
-        a.label("v4-unfragmented")
-        a.andK(0xff)
-        a.store(1)
+        ipv4Header(&a, "v4", fragmentBits: 0x3fff_0000)  // MF or an offset
         a.loadImmediate(4)
         a.store(5)  // M[5] = the IP version
-        a.addToX(fourTimesByteAt: 0, mask: 0x0f)  // IPv4 header length: X = the transport header
         a.load(memory: 1)
         a.jumpIfEqual(1, then: "icmp4", else: "transport")
 
         // IPv6: M[0] = XOR of the eight address words.
         a.label("v6")
-        a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
-        a.store(0)
-        a.load(.byte, plusX: 6)  // next header
-        a.store(1)
+        ipv6Header(&a)
         a.loadImmediate(6)
         a.store(5)
-        a.txa()
-        a.addK(40)
-        a.tax()  // X = the header after the fixed one
         // Up to four extension headers are skipped: hop-by-hop, routing and destination
         // options by their length, a fragment header when it starts its datagram (offset 0:
         // a first fragment, or an atomic fragment that some stacks add to whole packets, so
@@ -133,9 +122,7 @@ enum FlowFanoutProgram {
             a.label("v6-ext\(n)-first")
             a.load(.byte, plusX: 0)
             a.store(1)
-            a.txa()
-            a.addK(8)
-            a.tax()
+            a.addToX(8)
             a.jump("v6-ext\(n + 1)")
             a.label("v6-ext\(n)-options")
             a.load(.byte, plusX: 0)
@@ -159,32 +146,15 @@ enum FlowFanoutProgram {
         a.load(.byte, plusX: 0)  // type: unreachable, source quench, redirect, time exceeded, parameter problem
         a.jumpIfEqual(anyOf: [3, 4, 5, 11, 12], then: "icmp4-error", else: "addresses")
         a.label("icmp4-error")
-        a.txa()
-        a.addK(8)
-        a.tax()  // X = the quoted IPv4 header
-        a.xorWords(plusX: [12, 16])
-        a.store(0)
-        a.load(.word, plusX: 6)
-        a.jumpIfAnyBit(0x1fff_0000, then: "addresses", else: "icmp4-quoted-ports")  // a later fragment: no ports
-        a.label("icmp4-quoted-ports")
-        a.andK(0xff)
-        a.store(1)
-        a.addToX(fourTimesByteAt: 0, mask: 0x0f)
+        a.addToX(8)  // X = the quoted IPv4 header
+        ipv4Header(&a, "icmp4-quoted", fragmentBits: 0x1fff_0000)  // a later fragment: no ports
         a.jump("transport")
         a.label("icmp6")
         a.load(.byte, plusX: 0)  // type: unreachable, packet too big, time exceeded, parameter problem
         a.jumpIfEqual(anyOf: [1, 2, 3, 4], then: "icmp6-error", else: "addresses")
         a.label("icmp6-error")
-        a.txa()
-        a.addK(8)
-        a.tax()  // X = the quoted IPv6 header
-        a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
-        a.store(0)
-        a.load(.byte, plusX: 6)
-        a.store(1)
-        a.txa()
-        a.addK(40)
-        a.tax()
+        a.addToX(8)  // X = the quoted IPv6 header
+        ipv6Header(&a)
 
         // M[1] = the transport protocol, X = its header.
         a.label("transport")
@@ -265,6 +235,41 @@ enum FlowFanoutProgram {
         return a.resolved()
     }
 
+    /// The IPv4 header at X: M[0] = source ^ destination, M[1] = the protocol, X = the
+    /// header after it. A fragment with any of `fragmentBits` (of the word at 6: flags and
+    /// offset, TTL, protocol) set goes by its addresses ("addresses").
+    private static func ipv4Header(_ a: inout Assembler, _ name: String, fragmentBits: UInt32) {
+        a.xorWords(plusX: [12, 16])
+        a.store(0)
+        a.load(.word, plusX: 6)
+        a.jumpIfAnyBit(fragmentBits, then: "addresses", else: "\(name)-ports")
+        a.label("\(name)-ports")
+        a.andK(0xff)
+        a.store(1)
+        a.addToX(fourTimesByteAt: 0, mask: 0x0f)  // IPv4 header length
+    }
+
+    /// The fixed IPv6 header at X: M[0] = the XOR of the eight address words, M[1] = the next
+    /// header, X = the header after the fixed one.
+    private static func ipv6Header(_ a: inout Assembler) {
+        a.xorWords(plusX: Array(stride(from: 8, through: 36, by: 4)))
+        a.store(0)
+        a.load(.byte, plusX: 6)
+        a.store(1)
+        a.addToX(40)
+    }
+
+    /// Past a frame's third VLAN tag, when the kernel holds none apart from the frame
+    /// (`SKF_AD_VLAN_TAG_PRESENT`): A = the EtherType at `etherTypeAt`, X = the header after
+    /// it. Otherwise the frame has four tags: "not-ip".
+    private static func skipThirdTag(_ a: inout Assembler, ifNoneHeldApart label: String, etherTypeAt offset: UInt32) {
+        a.load(.word, absolute: ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
+        a.jumpIfEqual(0, then: label, else: "not-ip")
+        a.label(label)
+        a.load(.half, absolute: offset)
+        a.loadImmediateX(offset + 2)
+    }
+
     /// The hash input of a tunnel's inner IPv4 packet (entered at "`name`-v4") or IPv6 packet
     /// ("`name`-v6") that starts at X + `offset`: M[0] = its addresses, and for TCP and SCTP
     /// (not fragmented, no IPv6 extension headers) M[3] = its ports, then "ports"; anything
@@ -328,6 +333,12 @@ enum FlowFanoutProgram {
         mutating func addK(_ k: UInt32) { emit(0x04 | 0x00, k) }
         mutating func tax() { emit(0x07 | 0x00) }
         mutating func txa() { emit(0x07 | 0x80) }
+        /// X += `k`. A is clobbered.
+        mutating func addToX(_ k: UInt32) {
+            txa()
+            addK(k)
+            tax()
+        }
         /// X += 4 × (the byte at X + `offset` & `mask`): past a header whose length field
         /// counts 4-byte words (IPv4's IHL, Geneve's option length). A is clobbered.
         mutating func addToX(fourTimesByteAt offset: UInt32, mask: UInt32) {
@@ -339,16 +350,6 @@ enum FlowFanoutProgram {
         }
         mutating func jumpIfEqual(_ k: UInt32, then t: String, else f: String) { emit(0x05 | 0x10, k, jt: t, jf: f) }
         mutating func jumpIfAnyBit(_ k: UInt32, then t: String, else f: String) { emit(0x05 | 0x40, k, jt: t, jf: f) }
-        /// Past a frame's third VLAN tag, when the kernel holds none apart from the frame
-        /// (`SKF_AD_VLAN_TAG_PRESENT`): A = the EtherType at `etherTypeAt`, X = the header
-        /// after it. Otherwise the frame has four tags: "not-ip".
-        mutating func skipThirdTag(ifNoneHeldApart label: String, etherTypeAt offset: UInt32) {
-            load(.word, absolute: FlowFanoutProgram.ancillary(48))  // SKF_AD_VLAN_TAG_PRESENT
-            jumpIfEqual(0, then: label, else: "not-ip")
-            self.label(label)
-            load(.half, absolute: offset)
-            loadImmediateX(offset + 2)
-        }
         /// To `t` when A is an 802.1Q or 802.1ad EtherType.
         mutating func jumpIfVLAN(then t: String, else f: String) { jumpIfEqual(anyOf: [0x8100, 0x88a8], then: t, else: f) }
         /// To `t` when A equals any of `values`, else to `f`.
