@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "ExportersTests", dependencies: ["Exporters", "CaptureCore"], swiftSettings: strict),
         .testTarget(
             name: "PodTapFlowsTests",
-            dependencies: ["podtap-flows", "PodTapTestSupport"],
+            dependencies: ["podtap-flows", "CaptureCore", "PodTapTestSupport"],
             path: "Tests/PodTapFlowsTests",
             swiftSettings: strict
         ),

@@ -30,13 +30,18 @@ func readAllStreamed(_ open: () throws(CaptureFileError) -> CaptureStreamReader)
     return (result, reader.windowCapacity)
 }
 
+/// The next piece size, 1 to `largest` bytes, from a xorshift generator's `state` (not 0).
+func nextPiece(_ state: inout UInt64, largest: Int) -> Int {
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17
+    return Int(state % UInt64(largest)) + 1
+}
+
 /// Serves `bytes` in pieces whose sizes come from a seeded generator (1 to `largest` bytes).
 func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutableRawBufferPointer) -> Int {
     var at = 0
     var state = seed | 1
     return { buffer in
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        let n = min(Int(state % UInt64(largest)) + 1, buffer.count, bytes.count - at)
+        let n = min(nextPiece(&state, largest: largest), buffer.count, bytes.count - at)
         guard n > 0 else { return 0 }
         unsafe bytes.withUnsafeBytes { unsafe buffer.baseAddress!.copyMemory(from: $0.baseAddress! + at, byteCount: n) }
         at += n
@@ -140,10 +145,8 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
     /// 21.6 MB of pcap records: memory stays at the window's size, every packet is delivered.
     @Test func aLongStreamKeepsItsWindow() throws {
         let packets = 100_000, caplen = 200
-        var header: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8)
-        header += [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]  // snaplen 65535, Ethernet
-        var record = [UInt8](repeating: 0xAB, count: 16 + caplen)
-        record.replaceSubrange(8 ..< 16, with: [200, 0, 0, 0, 200, 0, 0, 0])  // caplen = len = 200
+        let header = classicPcap(records: [])  // snaplen 65535, Ethernet
+        let record = pcapRecord([UInt8](repeating: 0xAB, count: caplen))
         var sent = 0, index = 0, inRecord = 0
         let (streamed, window) = readAllStreamed { () throws(CaptureFileError) in
             try CaptureStreamReader(name: "generated") { buffer in
@@ -172,8 +175,7 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
     /// limit is read, and the window no larger than the limit; the same claim in a stream
     /// that ends first reads as truncated, as a file does, with a window the stream's size.
     @Test func anOverlongRecordIsAnError() throws {
-        var bytes: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8)
-        bytes += [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+        var bytes = classicPcap(records: [])
         bytes += [UInt8](repeating: 0, count: 8) + [0, 0, 0, 0x10, 0, 0, 0, 0x10]  // caplen 256 MiB
         let endless = readAllStreamed { () throws(CaptureFileError) in
             var at = 0
@@ -208,18 +210,13 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
         #expect(unsafe pipe(&fds) == 0)
         let (readEnd, writeEnd) = (fds[0], fds[1])
         defer { close(readEnd) }
-        func send(_ bytes: [UInt8]) {
-            #expect(unsafe bytes.withUnsafeBytes { unsafe write(writeEnd, $0.baseAddress, $0.count) } == bytes.count)
-        }
-        var header: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8)
-        header += [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+        func send(_ bytes: [UInt8]) { writeAll(writeEnd, bytes) }
+        let header = classicPcap(records: [])
         // Three records of 60, 100 and 300 bytes, each filled with its number (the 64-byte
         // window has to grow for the last).
-        func record(_ number: UInt8, _ size: Int) -> [UInt8] {
-            let length: [UInt8] = [UInt8(size & 0xFF), UInt8(size >> 8), 0, 0]
-            return [number, 0, 0, 0, 0, 0, 0, 0] + length + length + [UInt8](repeating: number, count: size)
+        let records = [(1, 60), (2, 100), (3, 300)].map { number, size in
+            pcapRecord([UInt8](repeating: UInt8(number), count: size), seconds: UInt32(number))
         }
-        let records = [record(1, 60), record(2, 100), record(3, 300)]
         send(header)
         var reader = try CaptureStreamReader(fileDescriptor: readEnd, name: "pipe", windowBytes: 64)
         var seen: [[UInt8]] = []
@@ -272,8 +269,7 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
             let writer = Thread {
                 var at = 0, state = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
                 while at < bytes.count {
-                    state ^= state << 13; state ^= state >> 7; state ^= state << 17
-                    let n = min(Int(state % 3000) + 1, bytes.count - at)
+                    let n = min(nextPiece(&state, largest: 3000), bytes.count - at)
                     let wrote = unsafe bytes.withUnsafeBytes { unsafe write(writeEnd, $0.baseAddress! + at, n) }
                     if wrote <= 0 { break }  // the reader stopped (EPIPE)
                     at += wrote
@@ -322,12 +318,8 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
     /// A long record grows the window; once it is read, the window returns to its usual size
     /// (a stream that once carried a jumbo block does not keep its memory).
     @Test func theWindowShrinksAfterALongRecord() throws {
-        var bytes: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8)
-        bytes += [0xFF, 0xFF, 0x0F, 0, 1, 0, 0, 0]
-        func record(_ size: Int, _ fill: UInt8) -> [UInt8] {
-            let length: [UInt8] = [UInt8(size & 0xFF), UInt8((size >> 8) & 0xFF), UInt8(size >> 16), 0]
-            return [UInt8](repeating: 0, count: 8) + length + length + [UInt8](repeating: fill, count: size)
-        }
+        var bytes = classicPcap(snapLength: 0xF_FFFF, records: [])
+        func record(_ size: Int, _ fill: UInt8) -> [UInt8] { pcapRecord([UInt8](repeating: fill, count: size)) }
         bytes += record(100, 1) + record(100_000, 2)
         for i in 0 ..< 2000 { bytes += record(200, UInt8(truncatingIfNeeded: i)) }
         var reader = try CaptureStreamReader(name: "jumbo", windowBytes: 4096, read: chunkedSource(bytes, seed: 11, largest: 8192))

@@ -1,3 +1,4 @@
+import CaptureCore
 import Foundation
 import PodTapTestSupport
 import Testing
@@ -89,7 +90,7 @@ struct InterruptionTests {
         defer { scratch.cleanup() }
         let total = 400_000
         let big = scratch.path("big.pcap")
-        try Self.udpCapture(packets: total).write(to: URL(fileURLWithPath: big))
+        try Self.writeUDPCapture(packets: total, to: big)
         let run = try Running(["--format", "csv", big], scratch)
         run.closeInput()
         try run.waitForHandler()
@@ -113,18 +114,16 @@ struct InterruptionTests {
         print("signal inside a file: \(read) of \(total) packets read")
         #expect(read > 0 && read < total && read % 4096 == 0, "\(read) packets read")
         let prefix = scratch.path("prefix.pcap")
-        try Self.udpCapture(packets: read).write(to: URL(fileURLWithPath: prefix))
+        try Self.writeUDPCapture(packets: read, to: prefix)
         let expected = try Tool.run(["--format", "csv", prefix])
         #expect(run.stdout == expected.stdout)
         #expect(!stderr.contains("error:"), "\(stderr)")
     }
 
     /// A classic pcap of `packets` 60-byte Ethernet/IPv4/UDP frames, 1 µs apart, from 1,000
-    /// client ports to one server; the first n packets of a longer one are the shorter one.
-    static func udpCapture(packets: Int) -> Data {
-        var bytes: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
-        bytes.reserveCapacity(24 + packets * 76)
-        func le32(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
+    /// client ports to one server, written by PcapWriter; the first n packets of a longer one
+    /// are the shorter one.
+    static func writeUDPCapture(packets: Int, to path: String) throws {
         var ip: [UInt8] = [0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
         var sum = stride(from: 0, to: 20, by: 2).reduce(0) { $0 + (Int(ip[$1]) << 8 | Int(ip[$1 + 1])) }
         sum = (sum & 0xFFFF) + (sum >> 16)
@@ -132,13 +131,14 @@ struct InterruptionTests {
         ip[10] = UInt8(checksum >> 8)
         ip[11] = UInt8(checksum & 0xFF)
         let ethernet: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+        var writer = try PcapWriter(path: path, linkType: .ethernet, snapLength: 65535)
         for n in 0..<packets {
             let port = 20_000 + n % 1000
-            bytes += le32(n / 1_000_000) + le32(n % 1_000_000) + le32(60) + le32(60) + ethernet + ip
-            bytes += [UInt8(port >> 8), UInt8(port & 0xFF), 0x1F, 0x90, 0, 26, 0, 0]
-            bytes += [UInt8](repeating: 0x61, count: 18)
+            let frame = ethernet + ip + [UInt8(port >> 8), UInt8(port & 0xFF), 0x1F, 0x90, 0, 26, 0, 0]
+                + [UInt8](repeating: 0x61, count: 18)
+            try writer.write(bytes: frame.span.bytes, timestamp: Timestamp(nanoseconds: UInt64(n) * 1000))
         }
-        return Data(bytes)
+        try writer.close()
     }
 
     /// The offset just after `records` whole records of a little-endian classic pcap file.

@@ -180,12 +180,18 @@ struct PcapNGBuilder {
     }
 }
 
+/// One little-endian classic pcap record: `data` whole, at `seconds`.
+func pcapRecord(_ data: [UInt8], seconds: UInt32 = 0) -> [UInt8] {
+    Array(classicPcap(records: [(seconds, 0, data, UInt32(data.count))]).dropFirst(24))
+}
+
 /// A classic pcap file in memory.
 func classicPcap(bigEndian: Bool = false, nanoseconds: Bool = false, version: (UInt16, UInt16) = (2, 4),
-                 linkTypeField: UInt32 = 1, records: [(UInt32, UInt32, [UInt8], UInt32)]) -> [UInt8] {
+                 snapLength: UInt32 = 65535, linkTypeField: UInt32 = 1,
+                 records: [(UInt32, UInt32, [UInt8], UInt32)]) -> [UInt8] {
     let b = PcapNGBuilder(bigEndian: bigEndian)
     var bytes = b.u32(nanoseconds ? 0xA1B2_3C4D : 0xA1B2_C3D4) + b.u16(version.0) + b.u16(version.1)
-        + b.u32(0) + b.u32(0) + b.u32(65535) + b.u32(linkTypeField)
+        + b.u32(0) + b.u32(0) + b.u32(snapLength) + b.u32(linkTypeField)
     for (seconds, fraction, data, original) in records {
         bytes += b.u32(seconds) + b.u32(fraction) + b.u32(UInt32(data.count)) + b.u32(original) + data
     }
