@@ -211,11 +211,6 @@ struct AFPacketTests {
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
         let a = node.pods[0], b = node.pods[1]
-        var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(a.namespace))
-        config.fanout = AFPacketFanout(mode: mode)
-        let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
-            TrackingWorker()
-        }
         // Flannel-style VXLAN frames (UDP 8472, VNI 1), or Geneve frames (UDP 6081, VNI 1, 8
         // bytes of options) between pods a and b: 32 inner TCP flows, 3 packets each way, each
         // direction in outer packets with its own source port, as two nodes with different
@@ -226,16 +221,15 @@ struct AFPacketTests {
         // frames it receives (the others stay in the payload) but not of those it sends.
         let flows = 32, packets = 3
         let macA = try Self.macAddress(a, on: node), macB = try Self.macAddress(b, on: node)
-        for step in 0..<2 * packets {
-            let (from, to) = step % 2 == 0 ? (a, macB) : (b, macA)
-            try node.exec(in: from.namespace,
-                          ["python3", "-c", Self.tunnelSender, to, "\(flows)", "\(packets)", "\(step)", tags.isEmpty ? "0" : tags.map(String.init).joined(separator: ","),
-                           "\(test.tunnel)", "\(test.inner)", "\(test.outer)"])
+        let report = try Self.captureFirstPod(of: node, fanout: AFPacketFanout(mode: mode)) {
+            for step in 0..<2 * packets {
+                let (from, to) = step % 2 == 0 ? (a, macB) : (b, macA)
+                try node.exec(in: from.namespace,
+                              ["python3", "-c", Self.tunnelSender, to, "\(flows)", "\(packets)", "\(step)",
+                               tags.isEmpty ? "0" : tags.map(String.init).joined(separator: ","),
+                               "\(test.tunnel)", "\(test.inner)", "\(test.outer)"])
+            }
         }
-        usleep(100_000)
-        let report = capture.stop()
-        #expect(report.errors.allSatisfy { $0 == nil })
-        #expect(report.total.droppedByKernel == 0)
 
         // The inner flows each thread tracked, with its packets per direction.
         let perThread = report.results.map { outcome in
@@ -290,21 +284,14 @@ struct AFPacketTests {
     func fragmentedFlowsStayOnOneThread(kind: String) throws {
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
-        let a = node.pods[0], b = node.pods[1]
-        var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(a.namespace))
         let reassembled = kind == "ipv4"
-        config.fanout = AFPacketFanout(mode: .flow, defragments: kind != "ipv4-fragments")
-        let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
-            TrackingWorker()
-        }
         let sent = kind == "ipv4-fragments" ? "ipv4" : kind
         let flows = 32
         // Pod a sends each flow's request whole, pod b the response in two fragments.
-        try Self.exchange(Self.fragmentSender, on: node, flows: flows, kind: sent)
-        usleep(100_000)
-        let report = capture.stop()
-        #expect(report.errors.allSatisfy { $0 == nil })
-        #expect(report.total.droppedByKernel == 0)
+        let fanout = AFPacketFanout(mode: .flow, defragments: kind != "ipv4-fragments")
+        let report = try Self.captureFirstPod(of: node, fanout: fanout) {
+            try Self.exchange(Self.fragmentSender, on: node, flows: flows, kind: sent)
+        }
         let perThread = report.results.map { outcome in
             outcome.flows.filter { $0.key.protocolNumber == 17 && $0.key.portB == 53 }
         }
@@ -343,29 +330,22 @@ struct AFPacketTests {
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
         let a = node.pods[0], b = node.pods[1]
-        var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(a.namespace))
-        config.fanout = AFPacketFanout(mode: .flow)
-        let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
-            TrackingWorker()
-        }
         let flows = 32
-        if kind == "udp4-kernel" {
-            _ = try node.exec(in: b.namespace, ["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"])
-            try node.exec(in: a.namespace, ["python3", "-c", """
-                import socket
-                for i in range(\(flows)):
-                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    s.bind(("", 40000 + i))
-                    s.sendto(b"x" * 10, ("\(b.address)", 9))
-                    s.close()
-                """])
-        } else {
-            try Self.exchange(Self.icmpErrorSender, on: node, flows: flows, kind: kind)
+        let report = try Self.captureFirstPod(of: node, fanout: AFPacketFanout(mode: .flow)) {
+            if kind == "udp4-kernel" {
+                _ = try node.exec(in: b.namespace, ["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"])
+                try node.exec(in: a.namespace, ["python3", "-c", """
+                    import socket
+                    for i in range(\(flows)):
+                        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        s.bind(("", 40000 + i))
+                        s.sendto(b"x" * 10, ("\(b.address)", 9))
+                        s.close()
+                    """])
+            } else {
+                try Self.exchange(Self.icmpErrorSender, on: node, flows: flows, kind: kind)
+            }
         }
-        usleep(100_000)
-        let report = capture.stop()
-        #expect(report.errors.allSatisfy { $0 == nil })
-        #expect(report.total.droppedByKernel == 0)
         let reported: UInt8 = kind.hasPrefix("tcp") ? 6 : 17
         let perThread = report.results.map { outcome in
             outcome.flows.filter { f in
@@ -404,11 +384,7 @@ struct AFPacketTests {
     /// fd00::2:9), side 1 the errors (ICMPv6 port unreachable from fd00::2:9; ICMP
     /// fragmentation needed from the router 10.250.9.1; ICMPv6 packet too big from the router
     /// fd00::9:1), each quoting its packet. argv = destination MAC, N, side, kind.
-    static let icmpErrorSender = ipHeaders + """
-        dst, n, side, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        s.bind(("eth0", 0))
-        head = bytes.fromhex(dst.replace(":", "")) + s.getsockname()[4]
+    static let icmpErrorSender = exchangeSender + """
         for i in range(n):
             syn = struct.pack("!HHIIBBHHH", 40000 + i, 443, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
             if kind == "tcp6-router":
@@ -434,6 +410,24 @@ struct AFPacketTests {
                     s.send(head + b"\\x08\\x00" + ip4(1, "10.250.9.1", a, struct.pack("!BBHHH", 3, 4, 0, 0, 1400) + packet[:28]))
         """
 
+    /// Captures the node's first pod's eth0 with two fanout threads, each tracking flows, while
+    /// `traffic` runs; stops once the ring's last blocks have retired, and expects the capture
+    /// to have run clean (no error, no kernel drop).
+    static func captureFirstPod(of node: SimulatedNode, fanout: AFPacketFanout,
+                                during traffic: () throws -> Void) throws -> AFPacketCapture<TrackingWorker>.Report {
+        var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(node.pods[0].namespace))
+        config.fanout = fanout
+        let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
+            TrackingWorker()
+        }
+        try traffic()
+        usleep(100_000)
+        let report = capture.stop()
+        #expect(report.errors.allSatisfy { $0 == nil })
+        #expect(report.total.droppedByKernel == 0)
+        return report
+    }
+
     /// The MAC address of a pod's eth0.
     static func macAddress(_ pod: SimulatedNode.Pod, on node: SimulatedNode) throws -> String {
         try node.exec(in: pod.namespace, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -447,6 +441,16 @@ struct AFPacketTests {
         try node.exec(in: a.namespace, ["python3", "-c", script, macB, "\(flows)", "0", kind])
         try node.exec(in: b.namespace, ["python3", "-c", script, macA, "\(flows)", "1", kind])
     }
+
+    /// Python that starts a sender run by ``exchange(_:on:flows:kind:)``: its arguments, a raw
+    /// socket on eth0 and the Ethernet header of its frames (`head`, before the EtherType).
+    static let exchangeSender = ipHeaders + """
+        dst, n, side, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("eth0", 0))
+        head = bytes.fromhex(dst.replace(":", "")) + s.getsockname()[4]
+
+        """
 
     /// Python for the senders below: ip4 (identification and flags/fragment offset
     /// optional) and ip6 build a packet around a payload.
@@ -472,11 +476,7 @@ struct AFPacketTests {
     /// and fd00:244:2::9) inside flannel VXLAN (UDP 8472, VNI 1) between 192.0.2.1 and
     /// 192.0.2.2, each inner fragment in its own outer packet, outer source port 30000+7i one
     /// way and 50000+13i back. argv = destination MAC, N, side, kind.
-    static let fragmentSender = ipHeaders + """
-        dst, n, side, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        s.bind(("eth0", 0))
-        head = bytes.fromhex(dst.replace(":", "")) + s.getsockname()[4]
+    static let fragmentSender = exchangeSender + """
         def udp(sp, dp, data):
             return struct.pack("!HHHH", sp, dp, 8 + len(data), 0) + data
         def packets(six, a, b, sp, dp, data, ident):
