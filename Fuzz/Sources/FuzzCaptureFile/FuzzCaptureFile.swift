@@ -117,8 +117,7 @@ func checkStream(_ bytes: [UInt8]) {
     var state = UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15 | 1
     do {
         var reader = try CaptureStreamReader(name: "fuzz-input", windowBytes: 64) { buffer in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            let n = min(Int(state % 97) + 1, buffer.count, bytes.count - at)
+            let n = min(nextPiece(&state), buffer.count, bytes.count - at)
             guard n > 0 else { return 0 }
             bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + at, byteCount: n) }
             at += n
@@ -146,6 +145,12 @@ func checkStream(_ bytes: [UInt8]) {
     checkPoll(bytes, file: fromFile, fileError: fileError, interfaces: fileInterfaces, sections: fileSections)
 }
 
+/// The next piece size, 1 to 97 bytes, from a xorshift generator's `state` (not 0).
+func nextPiece(_ state: inout UInt64) -> Int {
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17
+    return Int(state % 97) + 1
+}
+
 /// Writes the input into a pipe in pieces of 1 to 97 bytes, then closes it (a thread of its own).
 final class PipeWriter {
     let fd: Int32
@@ -160,8 +165,7 @@ final class PipeWriter {
         var at = 0
         var state = UInt64(bytes.count) &* 0xD6E8_FEB8_6659_FD93 | 1
         while at < bytes.count {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            let n = min(Int(state % 97) + 1, bytes.count - at)
+            let n = min(nextPiece(&state), bytes.count - at)
             let wrote = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + at, n) }
             if wrote <= 0 { break }  // the reader closed its end (EPIPE; SIGPIPE is ignored)
             at += wrote

@@ -169,12 +169,7 @@ public func writeAll(to fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
             return EIO
         } else {
             let error = Glibc.errno
-            if error == EINTR { continue }
-            if error == EAGAIN {
-                var waiter = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                _ = unsafe poll(&waiter, 1, -1)
-                continue
-            }
+            if shouldRetry(fd, after: error, waitingFor: POLLOUT) { continue }
             return error
         }
     }

@@ -119,12 +119,18 @@ func readRetrying(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int)
         let n = unsafe read(fd, buffer, count)
         if n >= 0 { return n }
         let error = Glibc.errno
-        if error == EINTR { continue }
-        if error == EAGAIN {
-            var waiter = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            _ = unsafe poll(&waiter, 1, -1)
-            continue
-        }
+        if shouldRetry(fd, after: error, waitingFor: POLLIN) { continue }
         return -Int(error)
     }
+}
+
+/// Whether a `read(2)` or `write(2)` of `fd` that failed with `error` is to be tried again:
+/// at once after `EINTR`; after `EAGAIN` (a non-blocking descriptor), once poll(2) says
+/// `events` (`POLLIN`, `POLLOUT`) can proceed, instead of spinning.
+func shouldRetry(_ fd: Int32, after error: Int32, waitingFor events: Int32) -> Bool {
+    if error == EINTR { return true }
+    guard error == EAGAIN else { return false }
+    var waiter = pollfd(fd: fd, events: Int16(events), revents: 0)
+    _ = unsafe poll(&waiter, 1, -1)
+    return true
 }
