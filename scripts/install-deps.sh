@@ -19,6 +19,7 @@ command -v ip       >/dev/null 2>&1 || need+=(iproute2)
 command -v ping     >/dev/null 2>&1 || need+=(iputils-ping)
 command -v nft      >/dev/null 2>&1 || need+=(nftables)
 command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "install-deps: missing ${need[*]}; run as root or install them" >&2
