@@ -21,7 +21,8 @@
 ///   directions to different members.
 /// - ICMP and ICMPv6 errors: the packet they quote, as above, so an error reaches the member
 ///   of the flow it reports on (the tracker attributes it there and keys the error's own flow
-///   by the quoted ports). Not inside tunnels: an inner ICMP error hashes its inner addresses.
+///   by the quoted ports). Inside tunnels too: an inner error goes where the inner packet it
+///   quotes goes, by the inner rules below.
 /// - IP in IP (protocol 4 or 41, e.g. Calico's IPIP mode), over IPv4 or IPv6: the inner
 ///   packet's addresses and ports, by the same rules as inside VXLAN.
 /// - Other tunnel payloads (a Geneve packet that carries IP without Ethernet, an inner frame
@@ -203,9 +204,11 @@ enum FlowFanoutProgram {
         a.jumpIfEqual(0x0800, then: "vxlan-v4", else: "vxlan-not-v4")
         a.label("vxlan-not-v4")
         a.jumpIfEqual(0x86dd, then: "vxlan-v6", else: "addresses")
-        innerFlow(&a, "vxlan", at: 30)
+        innerFlow(&a, "vxlan", at: 30, errors: true)
         // IP in IP (Calico's IPIP mode, ip6tnl): the inner packet at X.
-        innerFlow(&a, "ipip", at: 0)
+        innerFlow(&a, "ipip", at: 0, errors: true)
+        // The packet an inner ICMP error quotes, at X.
+        innerFlow(&a, "inner-quoted", at: 0, errors: false)
 
         // A = source port ^ destination port, from M[3] = source << 16 | destination.
         a.label("ports")
@@ -275,7 +278,11 @@ enum FlowFanoutProgram {
     /// (not fragmented, no IPv6 extension headers) M[3] = its ports, then "ports"; anything
     /// else goes by the inner addresses. Inner UDP too: nothing reassembles inner fragments,
     /// and a later fragment has no ports.
-    private static func innerFlow(_ a: inout Assembler, _ name: String, at offset: UInt32) {
+    ///
+    /// With `errors`, an inner ICMP or ICMPv6 error goes by the inner packet it quotes, by the
+    /// same rules, through "inner-quoted-v4" / "inner-quoted-v6" (``innerFlow`` named
+    /// "inner-quoted", at 0, without `errors`, placed after every tunnel's).
+    private static func innerFlow(_ a: inout Assembler, _ name: String, at offset: UInt32, errors: Bool) {
         a.label("\(name)-v4")
         a.xorWords(plusX: [offset + 12, offset + 16])
         a.store(0)  // the inner addresses replace the outer ones
@@ -283,21 +290,46 @@ enum FlowFanoutProgram {
         a.jumpIfAnyBit(0x3fff_0000, then: "addresses", else: "\(name)-unfragmented")
         a.label("\(name)-unfragmented")
         a.andK(0xff)
-        a.jumpIfEqual(anyOf: [6, 132], then: "\(name)-ports", else: "addresses")  // TCP, SCTP
+        a.jumpIfEqual(anyOf: [6, 132], then: "\(name)-ports", else: errors ? "\(name)-not-ports" : "addresses")  // TCP, SCTP
+        if errors {
+            a.label("\(name)-not-ports")
+            a.jumpIfEqual(1, then: "\(name)-icmp4", else: "addresses")
+        }
         a.label("\(name)-ports")
         a.addToX(fourTimesByteAt: offset, mask: 0x0f)  // inner IPv4 header length: X + offset = the inner transport header
         a.load(.word, plusX: offset)
         a.store(3)
         a.jump("ports")
+        if errors {
+            a.label("\(name)-icmp4")
+            a.addToX(fourTimesByteAt: offset, mask: 0x0f)  // X + offset = the inner ICMP header
+            a.load(.byte, plusX: offset)
+            a.jumpIfEqual(anyOf: [3, 4, 5, 11, 12], then: "\(name)-icmp4-error", else: "addresses")
+            a.label("\(name)-icmp4-error")
+            a.addToX(offset + 8)  // X = the quoted IPv4 header
+            a.jump("inner-quoted-v4")
+        }
         a.label("\(name)-v6")
         a.xorWords(plusX: Array(stride(from: offset + 8, through: offset + 36, by: 4)))
         a.store(0)
         a.load(.byte, plusX: offset + 6)  // next header
-        a.jumpIfEqual(anyOf: [6, 132], then: "\(name)-v6-ports", else: "addresses")
+        a.jumpIfEqual(anyOf: [6, 132], then: "\(name)-v6-ports", else: errors ? "\(name)-v6-not-ports" : "addresses")
+        if errors {
+            a.label("\(name)-v6-not-ports")
+            a.jumpIfEqual(58, then: "\(name)-icmp6", else: "addresses")
+        }
         a.label("\(name)-v6-ports")
         a.load(.word, plusX: offset + 40)
         a.store(3)
         a.jump("ports")
+        if errors {
+            a.label("\(name)-icmp6")
+            a.load(.byte, plusX: offset + 40)
+            a.jumpIfEqual(anyOf: [1, 2, 3, 4], then: "\(name)-icmp6-error", else: "addresses")
+            a.label("\(name)-icmp6-error")
+            a.addToX(offset + 48)  // X = the quoted IPv6 header
+            a.jump("inner-quoted-v6")
+        }
     }
 
     /// An ancillary load's offset (SKF_AD_OFF + `field`).

@@ -323,9 +323,11 @@ struct AFPacketTests {
     /// hand (UDP over IPv6 hashes its addresses only, which the errors share: this case holds
     /// without the program's ICMP rule too, and checks the errors' own flows). "tcp4-router" / "tcp6-router": TCP SYNs from pod a, each answered by
     /// "fragmentation needed" / "packet too big" from a router address (not the flow's
-    /// destination).
+    /// destination). "tcp4-vxlan" / "tcp6-vxlan": TCP SYNs between pods of two nodes inside
+    /// flannel VXLAN, each answered inside VXLAN by "host unreachable" / "address unreachable"
+    /// from the remote node's bridge address, in outer packets with their own source ports.
     @Test("Flow fanout sends ICMP errors to the thread of the flow they report on",
-          arguments: ["udp4-kernel", "udp6", "tcp4-router", "tcp6-router"])
+          arguments: ["udp4-kernel", "udp6", "tcp4-router", "tcp6-router", "tcp4-vxlan", "tcp6-vxlan"])
     func icmpErrorsReachTheirFlowsThread(kind: String) throws {
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
@@ -383,11 +385,30 @@ struct AFPacketTests {
     /// 10.250.1.(i+2):40000+i to 10.250.2.9:443; "tcp6-router": the same from fd00::1:(i+2) to
     /// fd00::2:9), side 1 the errors (ICMPv6 port unreachable from fd00::2:9; ICMP
     /// fragmentation needed from the router 10.250.9.1; ICMPv6 packet too big from the router
-    /// fd00::9:1), each quoting its packet. argv = destination MAC, N, side, kind.
+    /// fd00::9:1), each quoting its packet; "tcp4-vxlan" / "tcp6-vxlan": the SYN from
+    /// 10.244.1.(i+2) (fd00:244:1::(i+2)) to 10.244.2.9 (fd00:244:2::9), and an unreachable
+    /// from 10.244.2.1 (fd00:244:2::1), inside VXLAN (UDP 8472, VNI 1) between 192.0.2.1 and
+    /// 192.0.2.2, outer source port 30000+7i one way and 50000+13i back. argv = destination
+    /// MAC, N, side, kind.
     static let icmpErrorSender = exchangeSender + """
+        def vxlan(six, packet, i):
+            frame = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02" + (b"\\x86\\xdd" if six else b"\\x08\\x00") + packet
+            tun = struct.pack("!BxxxI", 0x08, 1 << 8) + frame
+            oa, ob, osp = ("192.0.2.1", "192.0.2.2", 30000 + 7 * i) if side == 0 else ("192.0.2.2", "192.0.2.1", 50000 + 13 * i)
+            return b"\\x08\\x00" + ip4(17, oa, ob, struct.pack("!HHHH", osp, 8472, 8 + len(tun), 0) + tun)
         for i in range(n):
             syn = struct.pack("!HHIIBBHHH", 40000 + i, 443, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
-            if kind == "tcp6-router":
+            if kind == "tcp4-vxlan":
+                a, b = "10.244.1.%d" % (i + 2), "10.244.2.9"
+                packet = ip4(6, a, b, syn)
+                error = ip4(1, "10.244.2.1", a, struct.pack("!BBHI", 3, 1, 0, 0) + packet[:28])
+                s.send(head + vxlan(False, packet if side == 0 else error, i))
+            elif kind == "tcp6-vxlan":
+                a, b = "fd00:244:1::%x" % (i + 2), "fd00:244:2::9"
+                packet = ip6(6, a, b, syn)
+                error = ip6(58, "fd00:244:2::1", a, struct.pack("!BBHI", 1, 3, 0, 0) + packet)
+                s.send(head + vxlan(True, packet if side == 0 else error, i))
+            elif kind == "tcp6-router":
                 packet = ip6(6, "fd00::1:%x" % (i + 2), "fd00::2:9", syn)
                 if side == 0:
                     s.send(head + b"\\x86\\xdd" + packet)
