@@ -25,8 +25,12 @@
 ///   quotes goes, by the inner rules below.
 /// - IP in IP (protocol 4 or 41, e.g. Calico's IPIP mode), over IPv4 or IPv6: the inner
 ///   packet's addresses and ports, by the same rules as inside VXLAN.
+/// - GRE (version 0, protocol 47) carrying IPv4, IPv6 or an Ethernet frame (transparent
+///   Ethernet bridging), with any of the checksum, key and sequence fields: the inner packet,
+///   by the same rules.
 /// - Other tunnel payloads (a Geneve packet that carries IP without Ethernet, an inner frame
-///   with a VLAN tag): the outer addresses only, so they stay together too.
+///   with a VLAN tag, PPTP's GRE, GRE with the routing flag): the outer addresses only, so
+///   they stay together too.
 /// - VLAN tags (802.1Q, 802.1ad) are skipped, up to three per frame counting the one the
 ///   kernel may hold apart from the frame (`SKF_AD_VLAN_TAG_PRESENT`): the kernel takes the
 ///   outermost tag out of a received frame and leaves the others in it, and may or may not
@@ -166,7 +170,9 @@ enum FlowFanoutProgram {
         a.label("not-udp")
         a.jumpIfEqual(4, then: "ipip-v4", else: "not-ipip4")
         a.label("not-ipip4")
-        a.jumpIfEqual(41, then: "ipip-v6", else: "addresses")
+        a.jumpIfEqual(41, then: "ipip-v6", else: "not-ipip6")
+        a.label("not-ipip6")
+        a.jumpIfEqual(47, then: "gre", else: "addresses")
         a.label("tcp")
         a.load(.word, plusX: 0)  // source port << 16 | destination port
         a.store(3)
@@ -187,6 +193,47 @@ enum FlowFanoutProgram {
         } else {
             a.jump("addresses")
         }
+
+        // GRE (RFC 2784, with RFC 2890's key and sequence number), X = its header: 4 bytes,
+        // plus 4 for each of the checksum, key and sequence flags, then IPv4 or IPv6 (as IP in
+        // IP) or an Ethernet frame (transparent Ethernet bridging, 0x6558: X moves to where
+        // VXLAN has its inner frame). With the routing flag, or version 1 (PPTP's enhanced
+        // GRE, PPP inside): the outer addresses.
+        a.label("gre")
+        a.stx(7)
+        a.load(.half, plusX: 2)  // protocol type
+        a.store(8)
+        a.load(.half, plusX: 0)  // flags and version
+        a.jumpIfAnyBit(0x4007, then: "addresses", else: "gre-v0")
+        a.label("gre-v0")
+        a.store(9)
+        a.andK(0x1000)  // sequence
+        a.rightShift(10)
+        a.tax()
+        a.load(memory: 9)
+        a.andK(0x2000)  // key
+        a.rightShift(11)
+        a.addX()
+        a.tax()
+        a.load(memory: 9)
+        a.andK(0x8000)  // checksum
+        a.rightShift(13)
+        a.addX()
+        a.addK(4)
+        a.ldx(memory: 7)
+        a.addX()
+        a.tax()  // X = the payload
+        a.load(memory: 8)
+        a.jumpIfEqual(0x0800, then: "ipip-v4", else: "gre-not-v4")
+        a.label("gre-not-v4")
+        a.jumpIfEqual(0x86dd, then: "ipip-v6", else: "gre-not-v6")
+        a.label("gre-not-v6")
+        a.jumpIfEqual(0x6558, then: "gre-ethernet", else: "addresses")
+        a.label("gre-ethernet")
+        a.txa()
+        a.subK(16)
+        a.tax()
+        a.jump("vxlan")
 
         // Geneve: X = the outer UDP header; UDP 8, Geneve 8 plus 4 × (low 6 bits of its first
         // byte) of options, then (protocol 0x6558) an Ethernet frame. X moves past the options,
@@ -363,6 +410,7 @@ enum FlowFanoutProgram {
         mutating func leftShift(_ k: UInt32) { emit(0x04 | 0x60, k) }
         mutating func rightShift(_ k: UInt32) { emit(0x04 | 0x70, k) }
         mutating func addK(_ k: UInt32) { emit(0x04 | 0x00, k) }
+        mutating func subK(_ k: UInt32) { emit(0x04 | 0x10, k) }
         mutating func tax() { emit(0x07 | 0x00) }
         mutating func txa() { emit(0x07 | 0x80) }
         /// X += `k`. A is clobbered.

@@ -196,7 +196,7 @@ struct AFPacketTests {
         }
     }
 
-    @Test("Flow fanout keeps both directions of a flow inside VXLAN or Geneve on one thread and spreads flows; the kernel's hash splits them",
+    @Test("Flow fanout keeps both directions of a flow inside VXLAN, Geneve, IP in IP or GRE on one thread and spreads flows; the kernel's hash splits them",
           arguments: [
               TunnelCase(mode: .flow), TunnelCase(mode: .hash), TunnelCase(mode: .flow, tags: [100]),
               TunnelCase(mode: .flow, tags: [100, 200]), TunnelCase(mode: .flow, tags: [100, 200, 300]),
@@ -205,6 +205,7 @@ struct AFPacketTests {
               TunnelCase(mode: .flow, inner: 6), TunnelCase(mode: .flow, tunnel: .geneve, inner: 6, outer: 6),
               TunnelCase(mode: .flow, outer: 6),
               TunnelCase(mode: .flow, tunnel: .ipInIP), TunnelCase(mode: .flow, tunnel: .ipInIP, inner: 6, outer: 6),
+              TunnelCase(mode: .flow, tunnel: .gre), TunnelCase(mode: .flow, tunnel: .gre, inner: 6, outer: 6),
           ])
     func tunnelFlowsStayOnOneThread(_ test: TunnelCase) throws {
         let (mode, tags) = (test.mode, test.tags)
@@ -539,14 +540,16 @@ struct AFPacketTests {
     /// Sends step S of a scripted exchange out of eth0 to the given MAC. Exchange: for each of
     /// N inner TCP flows 10.244.1.(i+2):(40000+i) <-> 10.244.2.9:80 (inner IPv6:
     /// fd00:244:1::(i+2) <-> fd00:244:2::9) in VXLAN (UDP 8472, VNI 1), Geneve (UDP 6081,
-    /// VNI 1, one 8-byte option) or IP in IP (protocol 4, or 41 for inner IPv6), a SYN, SYN-ACK, ACK, then data, alternating directions, P
+    /// VNI 1, one 8-byte option), IP in IP (protocol 4, or 41 for inner IPv6) or GRE (key 7;
+    /// even flows the IP packet with a sequence number, odd ones the Ethernet frame, with a
+    /// checksum field), a SYN, SYN-ACK, ACK, then data, alternating directions, P
     /// packets each way (P ≥ 2); outer packets 192.0.2.1 -> 192.0.2.2 (outer IPv6:
     /// 2001:db8::1 -> 2001:db8::2) from source port 30000+7i one way, back from 50000+13i.
     /// Then N plain IPv6 TCP flows fd00::1:(i+2):(40000+i) <-> fd00::2:9:80, P data packets
     /// each way. Even steps go from the first endpoint, odd ones back. VLAN ids V (comma
     /// separated; 0: none) put a tag with each in every frame, outermost first (802.1ad for
     /// the outermost of several, 802.1Q for the others): argv = destination MAC, N, P, S, V, tunnel
-    /// ("vxlan", "geneve" or "ipip"), inner IP version, outer IP version.
+    /// ("vxlan", "geneve", "ipip" or "gre"), inner IP version, outer IP version.
     static let tunnelSender = ipHeaders + """
         dst, n, p, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         vlans = [int(v) for v in sys.argv[5].split(",") if v != "0"]
@@ -582,6 +585,13 @@ struct AFPacketTests {
                 frame = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02" + (b"\\x86\\xdd" if inner6 else b"\\x08\\x00") + inner
                 if tunnel == "ipip":
                     s.send(head + (b"\\x86\\xdd" if outer6 else b"\\x08\\x00") + ip(41 if inner6 else 4, oa, ob, inner, outer6))
+                    continue
+                if tunnel == "gre":
+                    if i % 2 == 0:
+                        g = struct.pack("!HHII", 0x3000, 0x86dd if inner6 else 0x0800, 7, k) + inner
+                    else:
+                        g = struct.pack("!HHHHI", 0xa000, 0x6558, 0, 0, 7) + frame
+                    s.send(head + (b"\\x86\\xdd" if outer6 else b"\\x08\\x00") + ip(47, oa, ob, g, outer6))
                     continue
                 if tunnel == "geneve":
                     option = struct.pack("!HBB", 0x0102, 0x80, 1) + b"\\xaa" * 4
