@@ -7,7 +7,8 @@ public enum AFPacketFanoutMode: Sendable, Hashable, CaseIterable, CustomStringCo
     /// By PodTap's symmetric hash of the innermost flow, which a classic BPF program computes
     /// in the kernel (`PACKET_FANOUT_CBPF`, see `FlowFanoutProgram`): addresses and ports of
     /// IPv4 and IPv6 packets, and of the inner IPv4 or IPv6 packet of VXLAN (UDP 4789 and
-    /// flannel's 8472), Geneve (6081) and IP in IP (Calico's IPIP mode), over IPv4 or IPv6.
+    /// flannel's 8472, or the ports in ``AFPacketFanout/vxlanPorts``), Geneve (6081), GRE and IP
+    /// in IP (Calico's IPIP mode), over IPv4 or IPv6.
     /// Both directions of a flow reach the same member, also for flows inside those tunnels,
     /// whose outer source port differs per direction (it is a hash each sending node makes);
     /// ``hash`` splits those. Flows
@@ -61,11 +62,29 @@ public struct AFPacketFanout: Sendable, Hashable {
     /// spreads IPv4 UDP by addresses only, as it does IPv6 UDP, whose fragments the kernel
     /// does not reassemble here.
     public var defragments: Bool
+    /// UDP destination ports that ``AFPacketFanoutMode/flow`` unwraps as VXLAN (4789 and
+    /// flannel's 8472 by default; 0 is ignored) and the one it unwraps as Geneve (6081; 0: none).
+    /// Give it the ports the decoder uses (``useTunnelPorts(of:)``): the outer source port of
+    /// a tunnel packet differs per direction, so a flow inside a tunnel on a port the program
+    /// does not know is hashed by its outer ports, and its two directions can reach different
+    /// members.
+    public var vxlanPorts: [UInt16]
+    public var genevePort: UInt16
 
-    public init(groupID: UInt16? = nil, mode: AFPacketFanoutMode = .flow, defragments: Bool = true) {
+    public init(groupID: UInt16? = nil, mode: AFPacketFanoutMode = .flow, defragments: Bool = true,
+                vxlanPorts: [UInt16] = [VXLANHeader.ianaPort, VXLANHeader.linuxDefaultPort],
+                genevePort: UInt16 = GeneveHeader.port) {
         self.groupID = groupID
         self.mode = mode
         self.defragments = defragments
+        self.vxlanPorts = vxlanPorts
+        self.genevePort = genevePort
+    }
+
+    /// Unwraps VXLAN and Geneve on the ports `decoder` decodes them on.
+    public mutating func useTunnelPorts(of decoder: PacketDecoder) {
+        vxlanPorts = [decoder.vxlanPorts.0, decoder.vxlanPorts.1]
+        genevePort = decoder.genevePort
     }
 
     /// The `PACKET_FANOUT` option value: id in the low 16 bits, mode and flags above.

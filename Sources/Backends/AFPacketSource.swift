@@ -278,7 +278,8 @@ public struct AFPacketSource: ~Copyable {
                 }
                 groupID = UInt16(truncatingIfNeeded: current)
                 if fanout.mode == .flow {
-                    try attachFanoutProgram(FlowFanoutProgram.instructions(ipv4Reassembled: fanout.defragments), to: fd)
+                    try attachFanoutProgram(FlowFanoutProgram.instructions(
+                        ipv4Reassembled: fanout.defragments, vxlanPorts: fanout.vxlanPorts, genevePort: fanout.genevePort), to: fd)
                 }
             }
             return unsafe OpenedSocket(descriptor: fd, ring: mapped, interfaceIndex: Int(ifindex), fanoutGroupID: groupID)

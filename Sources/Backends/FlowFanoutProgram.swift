@@ -11,8 +11,9 @@
 ///   the first has no ports, so UDP over IPv6 (and over IPv4 without the flag) hashes its
 ///   addresses only, or a flow whose larger datagrams travel in fragments would be split
 ///   between members.
-/// - VXLAN (UDP destination port 4789, or flannel's 8472) and Geneve (6081, with any options,
-///   carrying Ethernet), over IPv4 or IPv6, carrying IPv4 or IPv6: the inner packet's
+/// - VXLAN (UDP destination port 4789 or flannel's 8472, or the group's ports) and Geneve
+///   (6081 or the group's port, with any options, carrying Ethernet), over IPv4 or IPv6,
+///   carrying IPv4 or IPv6: the inner packet's
 ///   addresses and ports instead (inner UDP, inner IPv4 fragments and inner IPv6 packets with
 ///   extension headers: inner addresses only; nothing reassembles inner fragments). The
 ///   outer source port of such a packet is a hash of the inner flow made on the sending
@@ -48,8 +49,10 @@
 /// TX ring, zero-copy sends). A load past the end of a truncated packet ends the program with
 /// 0: member 0.
 enum FlowFanoutProgram {
-    /// The program; `ipv4Reassembled`: the group has the defragmentation flag.
-    static func instructions(ipv4Reassembled: Bool) -> [PacketFilter.Instruction] {
+    /// The program; `ipv4Reassembled`: the group has the defragmentation flag; VXLAN on the
+    /// UDP destination ports `vxlanPorts` (0s ignored), Geneve on `genevePort` (0: none).
+    static func instructions(ipv4Reassembled: Bool, vxlanPorts: [UInt16], genevePort: UInt16) -> [PacketFilter.Instruction] {
+        let vxlanPorts = Array(Set(vxlanPorts.filter { $0 != 0 })).sorted().map(UInt32.init)
         var a = Assembler()
         // Where the network header starts: received packets reach the fanout with the link
         // header already pulled (offset 0), sent ones with it (14 bytes on Ethernet and
@@ -181,9 +184,17 @@ enum FlowFanoutProgram {
         a.load(.word, plusX: 0)
         a.store(3)
         a.andK(0xffff)
-        a.jumpIfEqual(anyOf: [4789, 8472], then: "vxlan", else: "not-vxlan")
+        if vxlanPorts.isEmpty {
+            a.jump("not-vxlan")
+        } else {
+            a.jumpIfEqual(anyOf: vxlanPorts, then: "vxlan", else: "not-vxlan")
+        }
         a.label("not-vxlan")
-        a.jumpIfEqual(6081, then: "geneve", else: "udp-ports")
+        if genevePort == 0 {
+            a.jump("udp-ports")
+        } else {
+            a.jumpIfEqual(UInt32(genevePort), then: "geneve", else: "udp-ports")
+        }
         // Plain UDP: ports only when the datagram reached the program whole (IPv4, with the
         // defragmentation flag).
         a.label("udp-ports")

@@ -31,7 +31,7 @@ struct CaptureOutcome: Sendable {
 /// `prepare` while earlier ones are processed.
 struct TrackingWorker: CaptureWorker, ~Copyable {
     var tracker = FlowTracker(configuration: FlowTrackerConfiguration(capacity: 4096), sink: CollectingFlowSink())
-    let decoder = PacketDecoder()
+    let decoder: PacketDecoder
     var outcome = CaptureOutcome()
     /// When set, packets from this address must be outbound and all others inbound.
     let localAddress: IPAddress?
@@ -39,7 +39,9 @@ struct TrackingWorker: CaptureWorker, ~Copyable {
     /// Whether the source is asked to lend packets to `prepare` ahead of `process`.
     let preparing: Bool
 
-    init(localAddress: IPAddress? = nil, expectedTag: UInt16 = 0, preparing: Bool = true) {
+    init(localAddress: IPAddress? = nil, expectedTag: UInt16 = 0, preparing: Bool = true,
+         decoder: PacketDecoder = PacketDecoder()) {
+        self.decoder = decoder
         self.localAddress = localAddress
         self.expectedTag = expectedTag
         self.preparing = preparing
@@ -191,8 +193,13 @@ struct AFPacketTests {
         var tags: [UInt16] = []
         /// IP versions of the inner flows and of the outer packets.
         var inner = 4, outer = 4
+        /// VXLAN: the UDP port the frames go to (the decoder unwraps it), and whether the
+        /// fanout is told (``AFPacketFanout/useTunnelPorts(of:)``).
+        var vxlanPort: UInt16 = 8472
+        var fanoutKnowsPort = true
         var testDescription: String {
             "\(mode) \(tunnel) inner IPv\(inner) outer IPv\(outer)\(tags.isEmpty ? "" : " tags \(tags)")"
+                + (vxlanPort == 8472 ? "" : " port \(vxlanPort)\(fanoutKnowsPort ? "" : " unknown to the fanout")")
         }
     }
 
@@ -206,6 +213,7 @@ struct AFPacketTests {
               TunnelCase(mode: .flow, outer: 6),
               TunnelCase(mode: .flow, tunnel: .ipInIP), TunnelCase(mode: .flow, tunnel: .ipInIP, inner: 6, outer: 6),
               TunnelCase(mode: .flow, tunnel: .gre), TunnelCase(mode: .flow, tunnel: .gre, inner: 6, outer: 6),
+              TunnelCase(mode: .flow, vxlanPort: 4790), TunnelCase(mode: .flow, vxlanPort: 4790, fanoutKnowsPort: false),
           ])
     func tunnelFlowsStayOnOneThread(_ test: TunnelCase) throws {
         let (mode, tags) = (test.mode, test.tags)
@@ -222,13 +230,17 @@ struct AFPacketTests {
         // frames it receives (the others stay in the payload) but not of those it sends.
         let flows = 32, packets = 3
         let macA = try Self.macAddress(a, on: node), macB = try Self.macAddress(b, on: node)
-        let report = try Self.captureFirstPod(of: node, fanout: AFPacketFanout(mode: mode)) {
+        var decoder = PacketDecoder()
+        decoder.vxlanPorts.0 = test.vxlanPort == 8472 ? 4789 : test.vxlanPort
+        var fanout = AFPacketFanout(mode: mode)
+        if test.fanoutKnowsPort { fanout.useTunnelPorts(of: decoder) }
+        let report = try Self.captureFirstPod(of: node, fanout: fanout, decoder: decoder) {
             for step in 0..<2 * packets {
                 let (from, to) = step % 2 == 0 ? (a, macB) : (b, macA)
                 try node.exec(in: from.namespace,
                               ["python3", "-c", Self.tunnelSender, to, "\(flows)", "\(packets)", "\(step)",
                                tags.isEmpty ? "0" : tags.map(String.init).joined(separator: ","),
-                               "\(test.tunnel)", "\(test.inner)", "\(test.outer)"])
+                               "\(test.tunnel)", "\(test.inner)", "\(test.outer)", "\(test.vxlanPort)"])
             }
         }
 
@@ -252,7 +264,7 @@ struct AFPacketTests {
         // VLAN, so the plain flows show it).
         #expect(keys6[0].union(keys6[1]).allSatisfy { $0.vlanID == tags.last ?? 0 })
         switch mode {
-        case .flow:
+        case .flow where test.fanoutKnowsPort:
             // Each flow whole on one thread, both directions complete; both threads used (with
             // more than three VLAN tags the program sends everything to member 0).
             let spread = tags.count <= 3
@@ -270,7 +282,8 @@ struct AFPacketTests {
                         "\(record.key)")
             }
         default:
-            // The kernel hashes the outer 5-tuple, whose source port differs per direction:
+            // The kernel hashes the outer 5-tuple, whose source port differs per direction (as
+            // does the program when it does not know the tunnel's port):
             // with 32 flows, some land half on each thread (all 32 together: 1 in 2^32).
             #expect(split > 0)
         }
@@ -435,12 +448,12 @@ struct AFPacketTests {
     /// Captures the node's first pod's eth0 with two fanout threads, each tracking flows, while
     /// `traffic` runs; stops once the ring's last blocks have retired, and expects the capture
     /// to have run clean (no error, no kernel drop).
-    static func captureFirstPod(of node: SimulatedNode, fanout: AFPacketFanout,
+    static func captureFirstPod(of node: SimulatedNode, fanout: AFPacketFanout, decoder: PacketDecoder = PacketDecoder(),
                                 during traffic: () throws -> Void) throws -> AFPacketCapture<TrackingWorker>.Report {
         var config = testConfiguration(interface: "eth0", namespace: node.namespacePath(node.pods[0].namespace))
         config.fanout = fanout
         let capture = try AFPacketCapture(configuration: config, threads: 2, pollTimeoutMilliseconds: 20) { _ in
-            TrackingWorker()
+            TrackingWorker(decoder: decoder)
         }
         try traffic()
         usleep(100_000)
@@ -539,7 +552,7 @@ struct AFPacketTests {
 
     /// Sends step S of a scripted exchange out of eth0 to the given MAC. Exchange: for each of
     /// N inner TCP flows 10.244.1.(i+2):(40000+i) <-> 10.244.2.9:80 (inner IPv6:
-    /// fd00:244:1::(i+2) <-> fd00:244:2::9) in VXLAN (UDP 8472, VNI 1), Geneve (UDP 6081,
+    /// fd00:244:1::(i+2) <-> fd00:244:2::9) in VXLAN (UDP to the given port, VNI 1), Geneve (UDP 6081,
     /// VNI 1, one 8-byte option), IP in IP (protocol 4, or 41 for inner IPv6) or GRE (key 7;
     /// even flows the IP packet with a sequence number, odd ones the Ethernet frame, with a
     /// checksum field), a SYN, SYN-ACK, ACK, then data, alternating directions, P
@@ -549,11 +562,11 @@ struct AFPacketTests {
     /// each way. Even steps go from the first endpoint, odd ones back. VLAN ids V (comma
     /// separated; 0: none) put a tag with each in every frame, outermost first (802.1ad for
     /// the outermost of several, 802.1Q for the others): argv = destination MAC, N, P, S, V, tunnel
-    /// ("vxlan", "geneve", "ipip" or "gre"), inner IP version, outer IP version.
+    /// ("vxlan", "geneve", "ipip" or "gre"), inner IP version, outer IP version, VXLAN port.
     static let tunnelSender = ipHeaders + """
         dst, n, p, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         vlans = [int(v) for v in sys.argv[5].split(",") if v != "0"]
-        tunnel, inner6, outer6 = sys.argv[6], sys.argv[7] == "6", sys.argv[8] == "6"
+        tunnel, inner6, outer6, vxlan_port = sys.argv[6], sys.argv[7] == "6", sys.argv[8] == "6", int(sys.argv[9])
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         s.bind(("eth0", 0))
         src = s.getsockname()[4]
@@ -597,7 +610,7 @@ struct AFPacketTests {
                     option = struct.pack("!HBB", 0x0102, 0x80, 1) + b"\\xaa" * 4
                     tun, port = struct.pack("!BBHI", len(option) // 4, 0, 0x6558, 1 << 8) + option + frame, 6081
                 else:
-                    tun, port = struct.pack("!BxxxI", 0x08, 1 << 8) + frame, 8472
+                    tun, port = struct.pack("!BxxxI", 0x08, 1 << 8) + frame, vxlan_port
                 udp = struct.pack("!HHHH", osp, port, 8 + len(tun), 0) + tun
                 s.send(head + (b"\\x86\\xdd" if outer6 else b"\\x08\\x00") + ip(17, oa, ob, udp, outer6))
         for i in range(n):
