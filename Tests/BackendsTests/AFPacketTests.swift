@@ -340,8 +340,11 @@ struct AFPacketTests {
     /// destination). "tcp4-vxlan" / "tcp6-vxlan": TCP SYNs between pods of two nodes inside
     /// flannel VXLAN, each answered inside VXLAN by "host unreachable" / "address unreachable"
     /// from the remote node's bridge address, in outer packets with their own source ports.
+    /// "tcp4-underlay": the same SYNs inside VXLAN, each outer packet answered by "fragmentation
+    /// needed" from an underlay router, about the outer packet: attributed to the outer flow
+    /// and to the pod flow inside it.
     @Test("Flow fanout sends ICMP errors to the thread of the flow they report on",
-          arguments: ["udp4-kernel", "udp6", "tcp4-router", "tcp6-router", "tcp4-vxlan", "tcp6-vxlan"])
+          arguments: ["udp4-kernel", "udp6", "tcp4-router", "tcp6-router", "tcp4-vxlan", "tcp6-vxlan", "tcp4-underlay"])
     func icmpErrorsReachTheirFlowsThread(kind: String) throws {
         let node = try SimulatedNode(podCount: 2)
         defer { node.remove() }
@@ -380,16 +383,22 @@ struct AFPacketTests {
             #expect(record.icmpErrors == 1, "\(record.key)")
         }
         // Each error's own flow (keyed by the ports it quotes; the namespaces' own neighbour
-        // discovery and MLD have none) is on its reported flow's thread.
+        // discovery and MLD have none) is on the thread of the flow it quotes (for
+        // "tcp4-underlay" the outer flow, which travels with its pod flow).
         var errorFlows = 0
-        for (thread, outcome) in report.results.enumerated() {
-            let quoting = outcome.flows.filter { f in
-                (f.key.protocolNumber == 1 || f.key.protocolNumber == 58) && f.key.portA | f.key.portB != 0
-            }
+        for outcome in report.results {
+            let isICMP = { (f: FlowRecord) in f.key.protocolNumber == 1 || f.key.protocolNumber == 58 }
+            let quoting = outcome.flows.filter { isICMP($0) && $0.key.portA | $0.key.portB != 0 }
+            let quoted = outcome.flows.filter { !isICMP($0) }.map { Set([$0.key.portA, $0.key.portB]) }
             errorFlows += quoting.count
             for e in quoting {
-                #expect(keys[thread].contains { Set([$0.portA, $0.portB]) == Set([e.key.portA, e.key.portB]) }, "\(e.key)")
+                #expect(quoted.contains(Set([e.key.portA, e.key.portB])), "\(e.key)")
             }
+        }
+        if kind == "tcp4-underlay" {
+            // The outer flows each carried one error too.
+            let outer = report.results.flatMap(\.flows).filter { $0.carriesTunnel }
+            #expect(outer.count == flows && outer.allSatisfy { $0.icmpErrors == 1 })
         }
         #expect(errorFlows == flows)
     }
@@ -402,17 +411,24 @@ struct AFPacketTests {
     /// fd00::9:1), each quoting its packet; "tcp4-vxlan" / "tcp6-vxlan": the SYN from
     /// 10.244.1.(i+2) (fd00:244:1::(i+2)) to 10.244.2.9 (fd00:244:2::9), and an unreachable
     /// from 10.244.2.1 (fd00:244:2::1), inside VXLAN (UDP 8472, VNI 1) between 192.0.2.1 and
-    /// 192.0.2.2, outer source port 30000+7i one way and 50000+13i back. argv = destination
-    /// MAC, N, side, kind.
+    /// 192.0.2.2, outer source port 30000+7i one way and 50000+13i back; "tcp4-underlay": the
+    /// SYN inside VXLAN as in "tcp4-vxlan", and "fragmentation needed" from the router
+    /// 192.0.2.254 quoting the whole outer packet. argv = destination MAC, N, side, kind.
     static let icmpErrorSender = exchangeSender + """
-        def vxlan(six, packet, i):
+        def vxlan(six, packet, i, sender=None):
             frame = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02" + (b"\\x86\\xdd" if six else b"\\x08\\x00") + packet
             tun = struct.pack("!BxxxI", 0x08, 1 << 8) + frame
-            oa, ob, osp = ("192.0.2.1", "192.0.2.2", 30000 + 7 * i) if side == 0 else ("192.0.2.2", "192.0.2.1", 50000 + 13 * i)
+            oa, ob, osp = ("192.0.2.1", "192.0.2.2", 30000 + 7 * i) if (side if sender is None else sender) == 0 else ("192.0.2.2", "192.0.2.1", 50000 + 13 * i)
             return b"\\x08\\x00" + ip4(17, oa, ob, struct.pack("!HHHH", osp, 8472, 8 + len(tun), 0) + tun)
         for i in range(n):
             syn = struct.pack("!HHIIBBHHH", 40000 + i, 443, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
-            if kind == "tcp4-vxlan":
+            if kind == "tcp4-underlay":
+                packet = vxlan(False, ip4(6, "10.244.1.%d" % (i + 2), "10.244.2.9", syn), i, 0)[2:]
+                if side == 0:
+                    s.send(head + b"\\x08\\x00" + packet)
+                else:
+                    s.send(head + b"\\x08\\x00" + ip4(1, "192.0.2.254", "192.0.2.1", struct.pack("!BBHHH", 3, 4, 0, 0, 1400) + packet))
+            elif kind == "tcp4-vxlan":
                 a, b = "10.244.1.%d" % (i + 2), "10.244.2.9"
                 packet = ip4(6, a, b, syn)
                 error = ip4(1, "10.244.2.1", a, struct.pack("!BBHI", 3, 1, 0, 0) + packet[:28])

@@ -193,6 +193,101 @@ struct DecoderTests {
         #expect(q?.protocolNumber == 17 && q?.sourcePort == 40000 && q?.destinationPort == 53)
     }
 
+    /// An ICMP error from the router `router` to `node` about `quoted` (IPv4 bytes from the
+    /// IP header), ICMP type 3 code 4 ("fragmentation needed").
+    static func fragmentationNeeded(from router: String, to node: String, quoting quoted: [UInt8]) -> [UInt8] {
+        var b = FrameBuilder()
+        b.ethernet(type: 0x0800)
+        let ip = b.ipv4(router, node, proto: 1)
+        b.bytes += [3, 4, 0, 0, 0, 0, 0x05, 0x78] + quoted
+        b.finishIPv4(at: ip)
+        return b.bytes
+    }
+
+    @Test("An ICMP error about a tunnel packet names the inner packet the quote reaches (VXLAN, Geneve, GRE, IP in IP, IPv6)")
+    func icmpErrorQuotingTunnelPackets() throws {
+        let inner = FrameBuilder.tcp4("10.244.1.146", 37503, "10.244.0.90", 8080, seq: 1, flags: .ack, payload: [UInt8](repeating: 7, count: 1300), vlans: [30])
+        func outer(proto: UInt8, dport: UInt16?, payload: [UInt8]) -> [UInt8] {
+            var b = FrameBuilder()
+            let ip = b.ipv4("10.0.0.11", "10.0.0.10", proto: proto)
+            if let dport { b.udp(47324, dport, payload: payload) } else { b.bytes += payload }
+            b.finishIPv4(at: ip)
+            return b.bytes
+        }
+        let innerIP = Array(inner[18...])  // without the Ethernet header and its tag
+        let tunnels: [(String, [UInt8], TunnelKind, UInt32, UInt16)] = [
+            ("vxlan", outer(proto: 17, dport: 8472, payload: [0x08, 0, 0, 0, 0, 0, 1, 0] + inner), .vxlan, 1, 30),
+            ("geneve", outer(proto: 17, dport: 6081, payload: [0x00, 0, 0x65, 0x58, 0x00, 0x00, 0x07, 0x00] + inner), .geneve, 7, 30),
+            ("gre", outer(proto: 47, dport: nil, payload: [0x20, 0, 0x08, 0x00, 0, 0, 0, 9] + innerIP), .gre, 9, 0),
+            ("ipip", outer(proto: 4, dport: nil, payload: innerIP), .ipInIP, 0, 0),
+        ]
+        for (name, packet, tunnel, id, vlan) in tunnels {
+            // Linux quotes as much as fits in 576 bytes.
+            let p = DecodedPacket.decoding(Self.fragmentationNeeded(from: "10.0.0.1", to: "10.0.0.11", quoting: Array(packet.prefix(548))))
+            #expect(p.stop == nil, "\(name)")
+            let q = try #require(p.quoted, "\(name)")
+            #expect(q.source == IPAddress("10.0.0.11") && q.destination == IPAddress("10.0.0.10"), "\(name)")
+            let i = try #require(q.inner, "\(name)")
+            #expect(i.tunnel == tunnel && i.tunnelID == id && i.vlanID == vlan, "\(name)")
+            #expect(i.ipVersion == 4 && i.source == IPAddress("10.244.1.146") && i.destination == IPAddress("10.244.0.90"), "\(name)")
+            #expect(i.protocolNumber == 6 && i.sourcePort == 37503 && i.destinationPort == 8080, "\(name)")
+            // An old router quotes 8 bytes past the IP header: the outer packet only.
+            let short = DecodedPacket.decoding(Self.fragmentationNeeded(from: "10.0.0.1", to: "10.0.0.11", quoting: Array(packet.prefix(28))))
+            #expect(short.quoted?.protocolNumber == (tunnel == .vxlan || tunnel == .geneve ? 17 : packet[9]), "\(name)")
+            #expect(short.quoted != nil && short.quoted?.inner == nil, "\(name)")
+        }
+        // Not a tunnel port: no inner packet is looked for.
+        let plain = outer(proto: 17, dport: 9999, payload: [0x08, 0, 0, 0, 0, 0, 1, 0] + inner)
+        #expect(DecodedPacket.decoding(Self.fragmentationNeeded(from: "10.0.0.1", to: "10.0.0.11", quoting: Array(plain.prefix(548)))).quoted?.inner == nil)
+
+        // ICMPv6 "packet too big" about VXLAN over IPv6 carrying IPv6.
+        var inner6 = FrameBuilder()
+        inner6.ethernet(type: 0x86DD)
+        let i6 = inner6.ipv6("fd00:244:1::5", "fd00:244:2::7", next: 17)
+        inner6.udp(5353, 53, payload: [UInt8](repeating: 1, count: 1400))
+        inner6.finishIPv6(at: i6)
+        var outer6 = FrameBuilder()
+        let o6 = outer6.ipv6("2001:db8::11", "2001:db8::10", next: 17)
+        outer6.udp(40000, 4789, payload: [0x08, 0, 0, 0, 0, 0, 2, 0] + inner6.bytes)
+        outer6.finishIPv6(at: o6)
+        var ptb = FrameBuilder()
+        ptb.ethernet(type: 0x86DD)
+        let e6 = ptb.ipv6("2001:db8::1", "2001:db8::11", next: 58)
+        ptb.bytes += [2, 0, 0, 0, 0, 0, 0x05, 0x00] + outer6.bytes.prefix(1280 - 48)
+        ptb.finishIPv6(at: e6)
+        let p6 = DecodedPacket.decoding(ptb.bytes)
+        #expect(p6.stop == nil)
+        let q6 = try #require(p6.quoted?.inner)
+        #expect(q6.tunnel == .vxlan && q6.tunnelID == 2 && q6.ipVersion == 6)
+        #expect(q6.source == IPAddress("fd00:244:1::5") && q6.protocolNumber == 17 && q6.sourcePort == 5353 && q6.destinationPort == 53)
+    }
+
+    @Test("An ICMP error quoting a tunnel packet that carries an ICMP error is followed one level only")
+    func quotedErrorsAreNotFollowedFurther() throws {
+        // Innermost: a VXLAN packet whose inner packet is an ICMP error quoting another VXLAN
+        // packet, 40 levels deep; each error quotes the whole level below.
+        var packet = Array(FrameBuilder.tcp4("10.244.1.146", 37503, "10.244.0.90", 8080, seq: 1, flags: .syn)[14...])
+        for level in 0..<40 {
+            var error = FrameBuilder()
+            error.ethernet(type: 0x0800)
+            let e = error.ipv4("10.244.0.1", "10.244.1.146", proto: 1)
+            error.bytes += [3, 4, 0, 0, 0, 0, 0x05, 0x78] + packet
+            error.finishIPv4(at: e)
+            var b = FrameBuilder()
+            let ip = b.ipv4("10.0.0.11", "10.0.0.10", proto: 17)
+            b.udp(UInt16(40000 + level), 8472, payload: [0x08, 0, 0, 0, 0, 0, 1, 0] + error.bytes)
+            b.finishIPv4(at: ip)
+            packet = b.bytes
+        }
+        let p = DecodedPacket.decoding(Self.fragmentationNeeded(from: "10.0.0.1", to: "10.0.0.11", quoting: packet))
+        #expect(p.stop == nil)
+        let i = try #require(p.quoted?.inner)
+        // The quoted packet's inner packet is itself an error: keyed by the ports it quotes
+        // (outer UDP 40038 -> 8472, turned round), and not unwrapped further.
+        #expect(i.tunnel == .vxlan && i.protocolNumber == 1 && i.source == IPAddress("10.244.0.1"))
+        #expect(i.sourcePort == 8472 && i.destinationPort == 40038)
+    }
+
     @Test("DNS query and response: id, name, type, rcode, answers")
     func dns() {
         let query = FrameBuilder.udp4("10.244.1.5", 40000, "10.96.0.10", 53,

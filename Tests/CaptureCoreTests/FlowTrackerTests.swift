@@ -392,6 +392,35 @@ struct FlowTrackerTests {
         return b.bytes
     }
 
+    @Test("A router's error about a VXLAN packet counts on the node-to-node flow and on the pod flow inside it")
+    func icmpErrorAboutTunnelPacket() {
+        var h = TrackerHarness()
+        let data = FrameBuilder.tcp4(Self.c, 1000, Self.s, 80, seq: 1, ack: 1, flags: [.ack, .psh], payload: [UInt8](repeating: 1, count: 1400))
+        let outer = Self.vxlan(data, from: "10.0.0.11", to: "10.0.0.12", sport: 40001)
+        h.feed(outer, atMilliseconds: 0)
+        var b = FrameBuilder()
+        b.ethernet(type: 0x0800)
+        let ip = b.ipv4("10.0.0.1", "10.0.0.11", proto: 1)
+        b.bytes += [3, 4, 0, 0, 0, 0, 0x05, 0x78] + Array(outer[14..<(14 + 548)])
+        b.finishIPv4(at: ip)
+        h.feed(b.bytes, atMilliseconds: 1)
+        // About another pod flow in the same tunnel, never seen: not attributed to it (the
+        // outer flow it travelled in is unknown too).
+        let unseen = Self.vxlan(FrameBuilder.tcp4(Self.c, 1001, Self.s, 80, seq: 1, flags: .ack), from: "10.0.0.11", to: "10.0.0.12", sport: 40002)
+        var u = FrameBuilder()
+        u.ethernet(type: 0x0800)
+        let uip = u.ipv4("10.0.0.1", "10.0.0.11", proto: 1)
+        u.bytes += [3, 4, 0, 0, 0, 0, 0x05, 0x78] + Array(unseen[14...])
+        u.finishIPv4(at: uip)
+        h.feed(u.bytes, atMilliseconds: 2)
+        #expect(h.tracker.statistics.icmpErrorsAttributed == 1 && h.tracker.statistics.icmpErrorsUnmatched == 1)
+        let flows = h.finish()
+        let pod = flows.first { $0.key.tunnel == .vxlan && $0.key.protocolNumber == 6 }
+        let node = flows.first { $0.carriesTunnel && $0.key.protocolNumber == 17 }
+        #expect(pod?.icmpErrors == 1 && pod?.lastICMPType == 3 && pod?.lastICMPCode == 4)
+        #expect(node?.icmpErrors == 1)
+    }
+
     @Test("VXLAN: the inner flow is one bidirectional flow despite per-direction outer ports; the outer flow is marked")
     func vxlanFlows() {
         var h = TrackerHarness()

@@ -127,7 +127,28 @@ public struct QuotedPacket: Sendable, Hashable {
     public var hasPorts = false
     public var sourcePort: UInt16 = 0
     public var destinationPort: UInt16 = 0
+    /// When the quoted packet is a tunnel packet (VXLAN, Geneve, GRE, IP in IP: an error
+    /// about a node-to-node packet, such as a router's "fragmentation needed" or "packet too
+    /// big") and the quote reaches into its inner packet: that packet, as the decoder reads
+    /// it in a tunnel (tunnel kind and id, the inner frame's VLAN).
+    public var inner: Inner? = nil
     @inlinable public init() {}
+
+    /// The inner packet of a quoted tunnel packet.
+    public struct Inner: Sendable, Hashable {
+        public var tunnel = TunnelKind.none
+        public var tunnelID: UInt32 = 0
+        public var vlanID: UInt16 = 0
+        public var ipVersion: UInt8 = 0
+        public var source = IPAddress.zero
+        public var destination = IPAddress.zero
+        public var protocolNumber: UInt8 = 0
+        /// Ports as the decoder keys the inner flow: TCP, UDP and SCTP ports, an echo's
+        /// identifier, the ports an inner ICMP error quotes; 0 otherwise.
+        public var sourcePort: UInt16 = 0
+        public var destinationPort: UInt16 = 0
+        @inlinable public init() {}
+    }
 }
 
 /// Everything PodTap decodes from one frame. Reused across packets: ``PacketDecoder`` resets
@@ -152,6 +173,9 @@ public struct DecodedPacket: Sendable {
 
     /// Set for ICMP / ICMPv6 errors: the quoted original packet (in the innermost layer).
     public var quoted: QuotedPacket? = nil
+    /// Set while the decoder reads the packet an ICMP error quotes, so that an error quoted in
+    /// there is not followed further.
+    @usableFromInline var isQuote = false
     /// DNS header and first question, for the innermost layer's UDP/TCP payload.
     public var dns: DNSInfo? = nil
     /// TLS ClientHello fields, for the innermost layer's TCP payload.

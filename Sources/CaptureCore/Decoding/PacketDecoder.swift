@@ -319,7 +319,10 @@ public struct PacketDecoder: Sendable {
                 l.sourcePort = i.identifier
                 l.destinationPort = i.identifier
             } else if v6 ? ICMPHeader.isIPv6Error(i.type) : ICMPHeader.isIPv4Error(i.type) {
-                let q = try quotedPacket(frame, from: c.offset &+ ICMPHeader.length, to: c.end, v6: v6)
+                var q = try quotedPacket(frame, from: c.offset &+ ICMPHeader.length, to: c.end, v6: v6)
+                if !p.isQuote && quotesTunnelPacket(q) {
+                    quotedTunnelInner(frame.extracting((c.offset &+ ICMPHeader.length)..<c.end), into: &q)
+                }
                 p.quoted = q
                 // An error takes the ports of the packet it quotes, turned round (it travels
                 // back towards that packet's source): one ICMP flow per flow reported on, which
@@ -421,6 +424,51 @@ public struct PacketDecoder: Sendable {
             q.destinationPort = frame.bigEndianUInt16(at: o &+ 2)
         }
         return q
+    }
+}
+
+extension PacketDecoder {
+    /// Whether a quoted packet is one this decoder would unwrap as a tunnel.
+    @inlinable
+    func quotesTunnelPacket(_ q: QuotedPacket) -> Bool {
+        switch q.protocolNumber {
+        case IPProtocol.ipip, IPProtocol.ipv6, IPProtocol.gre:
+            return true
+        case IPProtocol.udp:
+            let port = q.destinationPort
+            return q.hasPorts && (port == vxlanPorts.0 || port == vxlanPorts.1 || (port == genevePort && genevePort != 0))
+        default:
+            return false
+        }
+    }
+
+    /// Decodes a quoted tunnel packet (the bytes an ICMP error quotes, from its IP header) as
+    /// a packet of its own, and keeps its innermost layer in `q.inner` when that layer is
+    /// inside a tunnel. A quote is usually cut short (576 bytes in all for ICMP, 1,280 for
+    /// ICMPv6, or only 8 bytes past the IP header from old routers): whatever was decoded
+    /// before the cut counts, as it does for a packet cut by the snap length. Errors quoted
+    /// in there are not followed further.
+    @usableFromInline @inline(never)
+    func quotedTunnelInner(_ quote: RawSpan, into q: inout QuotedPacket) {
+        var scratch = DecodedPacket()
+        scratch.isQuote = true
+        do throws(DecodeError) {
+            try decodeFrame(quote, linkType: .raw, into: &scratch)
+        } catch {}
+        guard scratch.layerCount >= 2 else { return }
+        let l = scratch.layers[scratch.layerCount &- 1]
+        guard l.tunnel != .none else { return }
+        var inner = QuotedPacket.Inner()
+        inner.tunnel = l.tunnel
+        inner.tunnelID = l.tunnelID
+        inner.vlanID = l.vlanID
+        inner.ipVersion = l.ipVersion
+        inner.source = l.source
+        inner.destination = l.destination
+        inner.protocolNumber = l.protocolNumber
+        inner.sourcePort = l.sourcePort
+        inner.destinationPort = l.destinationPort
+        q.inner = inner
     }
 }
 

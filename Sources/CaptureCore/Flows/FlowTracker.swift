@@ -601,20 +601,39 @@ public struct FlowTracker<Sink: FlowSink & ~Copyable>: ~Copyable {
         unsafe f.pointee.application = info
     }
 
+    /// Counts an ICMP error on the flow of the packet it quotes and, when that packet is a
+    /// tunnel packet whose inner packet the quote reaches, also on the inner packet's flow
+    /// (a router's "fragmentation needed" about a node-to-node VXLAN packet is about the pod
+    /// flow inside it). Attributed when either flow is tracked.
     @inlinable
     mutating func attributeICMPError(_ q: QuotedPacket, carrier: NetworkLayer) {
         let (key, _) = FlowKey.normalised(
             source: q.source, sourcePort: q.hasPorts ? q.sourcePort : 0, destination: q.destination,
             destinationPort: q.hasPorts ? q.destinationPort : 0, protocolNumber: q.protocolNumber,
             vlanID: carrier.vlanID, tunnel: carrier.tunnel, tunnelID: carrier.tunnelID)
-        guard let i = find(key, hash: key.tableHash) else {
-            stats.icmpErrorsUnmatched &+= 1
-            return
+        var found = countICMPError(on: key, carrier: carrier)
+        if let inner = q.inner {
+            let (innerKey, _) = FlowKey.normalised(
+                source: inner.source, sourcePort: inner.sourcePort, destination: inner.destination,
+                destinationPort: inner.destinationPort, protocolNumber: inner.protocolNumber,
+                vlanID: inner.vlanID, tunnel: inner.tunnel, tunnelID: inner.tunnelID)
+            if countICMPError(on: innerKey, carrier: carrier) { found = true }
         }
-        stats.icmpErrorsAttributed &+= 1
+        if found {
+            stats.icmpErrorsAttributed &+= 1
+        } else {
+            stats.icmpErrorsUnmatched &+= 1
+        }
+    }
+
+    /// Counts an ICMP error on `key`'s flow; false when it is not tracked.
+    @inlinable
+    mutating func countICMPError(on key: FlowKey, carrier: NetworkLayer) -> Bool {
+        guard let i = find(key, hash: key.tableHash) else { return false }
         unsafe details[i].icmpErrors &+= 1
         unsafe details[i].lastICMPType = carrier.icmpType
         unsafe details[i].lastICMPCode = carrier.icmpCode
+        return true
     }
 
     @inlinable static func microseconds(_ ns: UInt64) -> UInt32 {
