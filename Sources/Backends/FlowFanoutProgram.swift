@@ -94,9 +94,7 @@ enum FlowFanoutProgram {
         skipThirdTag(&a, ifNoneHeldApart: "payload-tags-3-only", etherTypeAt: 2 + 4 * 2)
 
         a.label("dispatch")
-        a.jumpIfEqual(0x0800, then: "v4", else: "not-v4")
-        a.label("not-v4")
-        a.jumpIfEqual(0x86dd, then: "v6", else: "not-ip")
+        a.jump(on: [(0x0800, "v4"), (0x86dd, "v6")], otherwise: "not-ip")
         // Not IP, or behind too many tags: member 0 (here, within a conditional jump's reach).
         a.label("not-ip")
         a.returnK(0)
@@ -167,15 +165,7 @@ enum FlowFanoutProgram {
         // M[1] = the transport protocol, X = its header.
         a.label("transport")
         a.load(memory: 1)
-        a.jumpIfEqual(anyOf: [6, 132], then: "tcp", else: "not-tcp")
-        a.label("not-tcp")
-        a.jumpIfEqual(17, then: "udp", else: "not-udp")
-        a.label("not-udp")
-        a.jumpIfEqual(4, then: "ipip-v4", else: "not-ipip4")
-        a.label("not-ipip4")
-        a.jumpIfEqual(41, then: "ipip-v6", else: "not-ipip6")
-        a.label("not-ipip6")
-        a.jumpIfEqual(47, then: "gre", else: "addresses")
+        a.jump(on: [(6, "tcp"), (132, "tcp"), (17, "udp"), (4, "ipip-v4"), (41, "ipip-v6"), (47, "gre")], otherwise: "addresses")
         a.label("tcp")
         a.load(.word, plusX: 0)  // source port << 16 | destination port
         a.store(3)
@@ -235,11 +225,7 @@ enum FlowFanoutProgram {
         a.addX()
         a.tax()  // X = the payload
         a.load(memory: 8)
-        a.jumpIfEqual(0x0800, then: "ipip-v4", else: "gre-not-v4")
-        a.label("gre-not-v4")
-        a.jumpIfEqual(0x86dd, then: "ipip-v6", else: "gre-not-v6")
-        a.label("gre-not-v6")
-        a.jumpIfEqual(0x6558, then: "gre-ethernet", else: "addresses")
+        a.jump(on: [(0x0800, "ipip-v4"), (0x86dd, "ipip-v6"), (0x6558, "gre-ethernet")], otherwise: "addresses")
         a.label("gre-ethernet")
         a.txa()
         a.subK(16)
@@ -259,9 +245,7 @@ enum FlowFanoutProgram {
         // (inner IPv4 header at X + 30).
         a.label("vxlan")
         a.load(.half, plusX: 8 + 8 + 12)  // inner EtherType
-        a.jumpIfEqual(0x0800, then: "vxlan-v4", else: "vxlan-not-v4")
-        a.label("vxlan-not-v4")
-        a.jumpIfEqual(0x86dd, then: "vxlan-v6", else: "addresses")
+        a.jump(on: [(0x0800, "vxlan-v4"), (0x86dd, "vxlan-v6")], otherwise: "addresses")
         innerFlow(&a, "vxlan", at: 30, errors: true)
         // IP in IP (Calico's IPIP mode, ip6tnl): the inner packet at X.
         innerFlow(&a, "ipip", at: 0, errors: true)
@@ -445,8 +429,12 @@ enum FlowFanoutProgram {
         mutating func jumpIfVLAN(then t: String, else f: String) { jumpIfEqual(anyOf: [0x8100, 0x88a8], then: t, else: f) }
         /// To `t` when A equals any of `values`, else to `f`.
         mutating func jumpIfEqual(anyOf values: [UInt32], then t: String, else f: String) {
-            for (n, k) in values.enumerated() {
-                let next = n == values.count - 1 ? f : "any-of-\(code.count)"
+            jump(on: values.map { ($0, t) }, otherwise: f)
+        }
+        /// To the label of the first case whose value A equals, else to `otherwise`.
+        mutating func jump(on cases: [(UInt32, String)], otherwise f: String) {
+            for (n, (k, t)) in cases.enumerated() {
+                let next = n == cases.count - 1 ? f : "case-\(code.count)"
                 jumpIfEqual(k, then: t, else: next)
                 if next != f { label(next) }
             }
