@@ -113,4 +113,55 @@ struct PodLifecycleCaptureTests {
             #expect(report.total.droppedByKernel == 0)
         }
     }
+
+    /// The packet sockets open in a namespace (`/proc/net/packet` read inside it): the
+    /// captures' sockets, and nothing another test opens elsewhere.
+    static func packetSockets(in node: SimulatedNode) throws -> Int {
+        try node.exec(["cat", "/proc/net/packet"]).split(separator: "\n").count - 1
+    }
+
+    @Test("Pod churn: 12 pods created, captured and deleted one after another leave no packet socket behind")
+    func podChurnLeavesNothingBehind() throws {
+        let node = try SimulatedNode(podCount: 1)
+        defer { node.remove() }
+        let journal = Journal()
+        let namespace = node.namespacePath(node.namespace)
+        let supervisor = PodInterfaceSupervisor<Running>(
+            start: { interface in
+                var configuration = AFPacketConfiguration(interface: interface.name, namespacePath: namespace)
+                configuration.blockSize = 1 << 16
+                configuration.blockCount = 4
+                let capture = try AFPacketCapture(configuration: configuration, threads: 2, pollTimeoutMilliseconds: 50) { _ in
+                    TrackingWorker()
+                }
+                return Running(name: interface.name, capture: capture)
+            },
+            stop: { running in
+                let report = running.capture.stop()
+                journal.finished.withLock { $0[running.name] = report }
+            },
+            report: journal.log)
+        let watcher = InterfaceWatcher(namespacePath: namespace, handler: supervisor.handle)
+        try watcher.start()
+        defer {
+            watcher.stop()
+            supervisor.stopAll()
+        }
+        let steady = try Self.packetSockets(in: node)
+        #expect(steady == 2, "one socket per capture thread of the first pod")
+        for _ in 0..<12 {
+            let pod = try node.addPod()
+            #expect(eventually(within: 1) { supervisor.runningInterfaces.contains { $0.name == pod.hostInterface } })
+            #expect(try Self.packetSockets(in: node) == steady + 2)
+            try node.exec(in: pod.namespace, ["ping", "-c", "1", "-W", "1", node.pods[0].address])
+            try node.deletePod(pod)
+            #expect(eventually(within: 1) { journal.finished.withLock { $0[pod.hostInterface] != nil } })
+            let report = try #require(journal.finished.withLock { $0[pod.hostInterface] })
+            #expect(Self.echoPackets(report.results.flatMap(\.flows), pod.address, node.pods[0].address) == 2)
+        }
+        #expect(eventually(within: 1) { (try? Self.packetSockets(in: node)) == steady })
+        #expect(supervisor.runningInterfaces.map(\.name) == [node.pods[0].hostInterface])
+        supervisor.stopAll()
+        #expect(try Self.packetSockets(in: node) == 0)
+    }
 }
