@@ -109,7 +109,7 @@ func runStandardTraffic(_ traffic: NodeTraffic) throws {
 }
 
 @Suite("AF_PACKET TPACKET_V3 capture (real kernel)")
-struct AFPacketTests {
+@MainActor struct AFPacketTests {
     @Test("cni0 in the node namespace: 1 thread and 2 flow-fanout threads see every flow exactly, each flow on one thread")
     func bridgeCaptureOneAndTwoThreads() throws {
         let node = try SimulatedNode(podCount: 4)

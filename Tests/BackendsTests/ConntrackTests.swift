@@ -212,7 +212,7 @@ private func flowRecords(ofFile path: String, interface: Int) throws -> [FlowRec
 }
 
 @Suite("Conntrack (netlink, real kernel)")
-struct ConntrackTests {
+@MainActor struct ConntrackTests {
     @Test("A ClusterIP connection's backend is found from the initial dump and from NEW events, on either side")
     func serviceToBackend() throws {
         let fixture = try ServiceFixture()

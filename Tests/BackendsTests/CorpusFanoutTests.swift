@@ -11,7 +11,7 @@ import Testing
 /// threads, except a tunnel's outer flow, which is spread by its inner flows by design. (With
 /// four threads a flow hashed two ways lands on two threads three times in four.)
 @Suite("Corpus replayed through the flow fanout (real kernel)")
-struct CorpusFanoutTests {
+@MainActor struct CorpusFanoutTests {
     static let corpus = Repository.shared.appendingPathComponent("corpus")
 
     static var ethernetCaptures: [String] {

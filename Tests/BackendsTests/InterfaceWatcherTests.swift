@@ -54,7 +54,7 @@ func milliseconds(_ d: Duration) -> Double {
 }
 
 @Suite("InterfaceWatcher and PodInterfaceSupervisor (real netlink, SimulatedNode)")
-struct InterfaceWatcherTests {
+@MainActor struct InterfaceWatcherTests {
     @Test("Enumeration finds exactly the pods' host veths, with peer ifindex, netnsid, namespace and address")
     func enumeratesPodInterfaces() throws {
         let node = try SimulatedNode(podCount: 4)

@@ -2,7 +2,7 @@ import Backends
 import Testing
 
 @Suite("C libraries")
-struct LibrariesTests {
+@MainActor struct LibrariesTests {
     @Test("libpcap is linked and reports TPACKET_V3 support")
     func libpcapVersion() {
         #expect(BackendLibraries.libpcap.hasPrefix("libpcap version 1."))

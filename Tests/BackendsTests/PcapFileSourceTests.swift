@@ -29,8 +29,8 @@ func collect<S: CaptureSource & ~Copyable>(_ source: inout S) throws -> [CopiedP
 }
 
 @Suite("libpcap offline reading")
-struct PcapFileSourceTests {
-    static let files = [
+@MainActor struct PcapFileSourceTests {
+    nonisolated static let files = [
         "tcpdump__tcp-handshake-nano.pcap",        // nanosecond magic, LINUX_SLL
         "zeek__http_get-to-ssh-server.pcap",       // nanosecond, Ethernet
         "tcpdump__pptp.pcap",                      // big-endian

@@ -5,7 +5,7 @@ import PodTapTestSupport
 import Testing
 
 @Suite("libpcap live capture")
-struct PcapLiveSourceTests {
+@MainActor struct PcapLiveSourceTests {
     // Blocking work (captures, apps, polls) runs on a dedicated thread and returns what it saw;
     // the expectations run here, in the test's task, so Swift Testing attributes them.
 
@@ -362,7 +362,7 @@ final class LiveCapture: @unchecked Sendable {
 /// process, so the test binary runs itself under `setpriv` with CAP_NET_RAW removed from its
 /// bounding set (root then gets no CAP_NET_RAW at exec), selecting only the probe below.
 @Suite("libpcap live capture without privilege")
-struct PcapPermissionTests {
+@MainActor struct PcapPermissionTests {
     static let probeVariable = "PODTAP_PCAP_PERMISSION_PROBE"
 
     @Test("Opening without CAP_NET_RAW throws permissionDenied")

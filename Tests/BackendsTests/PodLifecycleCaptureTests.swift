@@ -9,7 +9,7 @@ import Synchronization
 import Testing
 
 @Suite("Pod lifecycle: watcher + supervisor + AF_PACKET capture (real kernel)")
-struct PodLifecycleCaptureTests {
+@MainActor struct PodLifecycleCaptureTests {
     /// What the supervisor did, and each stopped capture's report, by interface name.
     final class Journal: @unchecked Sendable {
         let reports = Mutex<[String]>([])

@@ -3,7 +3,7 @@ import PodTapTestSupport
 import Testing
 
 @Suite("Simulated node (test fixture)")
-struct SimulatedNodeTests {
+@MainActor struct SimulatedNodeTests {
     @Test("Pods reach each other across the bridge, and removal leaves no namespace behind")
     func podsTalk() throws {
         let node = try SimulatedNode(podCount: 2)

@@ -5,7 +5,7 @@ import PodTapTestSupport
 
 /// Reads every file of the shared corpus and checks it against MANIFEST.tsv (values from
 /// capinfos/tshark 4.0.17).
-@Suite struct CaptureFileCorpusTests {
+@Suite @MainActor struct CaptureFileCorpusTests {
     @Test func corpusIsPresent() {
         #expect(Corpus.wellformed.count == 80, "corpus not found at \(Corpus.root.path)")
         #expect(Corpus.malformed.count == 190)
@@ -75,7 +75,7 @@ import PodTapTestSupport
         }
     }
 
-    static let truncationFiles = [
+    nonisolated static let truncationFiles = [
         "wellformed/tcpdump__pptp.pcap",                                            // pcap BE
         "wellformed/tcpdump__dns_tcp.pcap",                                         // pcap LE
         "wellformed/tcpdump__tcp-handshake-nano.pcap",                              // pcap LE ns

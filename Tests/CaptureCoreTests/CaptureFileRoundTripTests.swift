@@ -5,7 +5,7 @@ import PodTapTestSupport
 
 /// Every wellformed corpus file: read → write (pcapng; classic pcap when it has one link
 /// type) → read gives the same packets, and capinfos/tshark accept what was written.
-@Suite struct CaptureFileRoundTripTests {
+@Suite @MainActor struct CaptureFileRoundTripTests {
     static let capinfos = "/usr/bin/capinfos"
     static let tshark = "/usr/bin/tshark"
 

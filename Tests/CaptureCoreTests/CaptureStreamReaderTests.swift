@@ -49,7 +49,7 @@ func chunkedSource(_ bytes: [UInt8], seed: UInt64, largest: Int) -> (UnsafeMutab
     }
 }
 
-@Suite struct CaptureStreamReaderTests {
+@Suite @MainActor struct CaptureStreamReaderTests {
     static func same(_ stream: ReadResult, _ file: ReadResult, _ label: String) {
         #expect(stream.packets == file.packets, "\(label): \(stream.packets.count) packets, file \(file.packets.count)")
         #expect(stream.error == file.error, "\(label): \(stream.error.map(String.init(describing:)) ?? "no error") against \(file.error.map(String.init(describing:)) ?? "no error")")

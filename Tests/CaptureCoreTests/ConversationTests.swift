@@ -102,11 +102,11 @@ struct OurConversations {
 }
 
 @Suite("TCP and UDP conversations match tshark on the well-formed corpus", .enabled(if: Tshark.path != nil, "needs tshark"))
-struct ConversationTests {
+@MainActor struct ConversationTests {
     /// Captures with IP fragments. PodTap counts every fragment in its flow (a later fragment
     /// gets the ports of the first one seen, or lands in a port-less flow of the same hosts),
     /// while tshark counts one frame per reassembled datagram. Asserted separately below.
-    static let fragmented: Set<String> = [
+    nonisolated static let fragmented: Set<String> = [
         "wellformed/zeek__ipv4_fragmented-2.pcap", "wellformed/zeek__ipv4_fragmented-3.pcap",
         "wellformed/zeek__ipv4_fragmented-4.pcap", "wellformed/zeek__ipv4_fragmented-syn.pcap",
         "wellformed/zeek__ipv6-fragmented-dns.pcap",

@@ -10,7 +10,7 @@ import Glibc
 /// dies of the signal. Each test runs the real binary, feeds it through a real pipe or FIFO and
 /// sends it a real signal once `/proc` shows its handler installed.
 @Suite("podtap-flows ends its input on SIGINT and SIGTERM")
-struct InterruptionTests {
+@MainActor struct InterruptionTests {
     @Test("SIGINT on a stream that goes silent: the flows of every packet written before it, then death by SIGINT")
     func silentStream() throws {
         let scratch = try TemporaryDirectory()

@@ -22,7 +22,7 @@ enum Tool {
 }
 
 @Suite("podtap-flows command line")
-struct PodTapFlowsTests {
+@MainActor struct PodTapFlowsTests {
     @Test("--help explains usage with examples")
     func help() throws {
         let r = try Tool.run(["--help"])

@@ -4,7 +4,7 @@ import Testing
 
 /// `podtap-flows --snapshot`: flow ends named from a kubectl List, checked against the List itself.
 @Suite("podtap-flows --snapshot")
-struct SnapshotNamingTests {
+@MainActor struct SnapshotNamingTests {
     static let demoSnapshot = Tool.repository.appendingPathComponent("Demo/cluster-snapshot.json").path
 
     /// address → "namespace/name" of the pod holding it, read straight from a kubectl List.
