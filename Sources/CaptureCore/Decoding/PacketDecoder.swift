@@ -292,12 +292,12 @@ public struct PacketDecoder: Sendable {
             let payloadStart = c.offset &+ UDPHeader.length
             l.payloadLength = UInt32(max(0, claimedEnd &- payloadStart))
             let dport = u.destinationPort
-            if dport == vxlanPorts.0 || dport == vxlanPorts.1 {
+            if unwrapsVXLAN(onPort: dport) {
                 let v = try VXLANHeader(validating: frame.extracting(payloadStart..<c.end))
                 c.enterTunnel(.vxlan, id: v.networkIdentifier, at: payloadStart &+ VXLANHeader.length)
                 return .ethernet
             }
-            if dport == genevePort && genevePort != 0 {
+            if unwrapsGeneve(onPort: dport) {
                 let g = try GeneveHeader(validating: frame.extracting(payloadStart..<c.end))
                 c.enterTunnel(.geneve, id: g.networkIdentifier, at: payloadStart &+ g.headerLength)
                 if g.isControl { return .done }
@@ -428,6 +428,11 @@ public struct PacketDecoder: Sendable {
 }
 
 extension PacketDecoder {
+    /// Whether UDP to destination `port` is decoded as VXLAN.
+    @inlinable func unwrapsVXLAN(onPort port: UInt16) -> Bool { port == vxlanPorts.0 || port == vxlanPorts.1 }
+    /// Whether UDP to destination `port` is decoded as Geneve.
+    @inlinable func unwrapsGeneve(onPort port: UInt16) -> Bool { port == genevePort && genevePort != 0 }
+
     /// Whether a quoted packet is one this decoder would unwrap as a tunnel.
     @inlinable
     func quotesTunnelPacket(_ q: QuotedPacket) -> Bool {
@@ -436,7 +441,7 @@ extension PacketDecoder {
             return true
         case IPProtocol.udp:
             let port = q.destinationPort
-            return q.hasPorts && (port == vxlanPorts.0 || port == vxlanPorts.1 || (port == genevePort && genevePort != 0))
+            return q.hasPorts && (unwrapsVXLAN(onPort: port) || unwrapsGeneve(onPort: port))
         default:
             return false
         }
