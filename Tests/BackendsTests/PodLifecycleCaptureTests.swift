@@ -35,22 +35,20 @@ import Testing
             .reduce(0) { $0 + $1.directions[0].packets + $1.directions[1].packets }
     }
 
-    @Test("Pods added, deleted and down during capture: picked up, stopped cleanly, skipped with a reason")
-    func podsComeAndGo() throws {
-        let node = try SimulatedNode(podCount: 3)
-        defer { node.remove() }
-        let journal = Journal()
+    /// The node agent's loop on `node`: a watcher, started, feeding a supervisor that runs an
+    /// AF_PACKET capture of `threads` threads (ring blocks of 64 KiB, `configure` sets the
+    /// rest) on each pod veth that is up, and records into `journal`. The caller stops both.
+    static func superviseCaptures(
+        on node: SimulatedNode, threads: Int, journal: Journal,
+        configure: @escaping @Sendable (inout AFPacketConfiguration) -> Void
+    ) throws -> (supervisor: PodInterfaceSupervisor<Running>, watcher: InterfaceWatcher) {
         let namespace = node.namespacePath(node.namespace)
         let supervisor = PodInterfaceSupervisor<Running>(
             start: { interface in
                 var configuration = AFPacketConfiguration(interface: interface.name, namespacePath: namespace)
                 configuration.blockSize = 1 << 16
-                configuration.blockCount = 8
-                // A block stays open for 200 ms after its first packet: every capture's last
-                // packets are still in an open block when the pod is deleted or the capture
-                // stopped, and must be delivered all the same.
-                configuration.blockRetireTimeoutMilliseconds = 200
-                let capture = try AFPacketCapture(configuration: configuration, threads: 1, pollTimeoutMilliseconds: 50) { _ in
+                configure(&configuration)
+                let capture = try AFPacketCapture(configuration: configuration, threads: threads, pollTimeoutMilliseconds: 50) { _ in
                     TrackingWorker()
                 }
                 return Running(name: interface.name, capture: capture)
@@ -61,7 +59,28 @@ import Testing
             },
             report: journal.log)
         let watcher = InterfaceWatcher(namespacePath: namespace, handler: supervisor.handle)
-        try watcher.start()
+        do {
+            try watcher.start()
+        } catch {
+            watcher.stop()
+            supervisor.stopAll()
+            throw error
+        }
+        return (supervisor, watcher)
+    }
+
+    @Test("Pods added, deleted and down during capture: picked up, stopped cleanly, skipped with a reason")
+    func podsComeAndGo() throws {
+        let node = try SimulatedNode(podCount: 3)
+        defer { node.remove() }
+        let journal = Journal()
+        let (supervisor, watcher) = try Self.superviseCaptures(on: node, threads: 1, journal: journal) { configuration in
+            configuration.blockCount = 8
+            // A block stays open for 200 ms after its first packet: every capture's last
+            // packets are still in an open block when the pod is deleted or the capture
+            // stopped, and must be delivered all the same.
+            configuration.blockRetireTimeoutMilliseconds = 200
+        }
         defer {
             watcher.stop()
             supervisor.stopAll()
@@ -125,24 +144,9 @@ import Testing
         let node = try SimulatedNode(podCount: 1)
         defer { node.remove() }
         let journal = Journal()
-        let namespace = node.namespacePath(node.namespace)
-        let supervisor = PodInterfaceSupervisor<Running>(
-            start: { interface in
-                var configuration = AFPacketConfiguration(interface: interface.name, namespacePath: namespace)
-                configuration.blockSize = 1 << 16
-                configuration.blockCount = 4
-                let capture = try AFPacketCapture(configuration: configuration, threads: 2, pollTimeoutMilliseconds: 50) { _ in
-                    TrackingWorker()
-                }
-                return Running(name: interface.name, capture: capture)
-            },
-            stop: { running in
-                let report = running.capture.stop()
-                journal.finished.withLock { $0[running.name] = report }
-            },
-            report: journal.log)
-        let watcher = InterfaceWatcher(namespacePath: namespace, handler: supervisor.handle)
-        try watcher.start()
+        let (supervisor, watcher) = try Self.superviseCaptures(on: node, threads: 2, journal: journal) { configuration in
+            configuration.blockCount = 4
+        }
         defer {
             watcher.stop()
             supervisor.stopAll()
