@@ -21,7 +21,7 @@ release:
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	SWIFT=$(SWIFT) scripts/run-tests.sh
 
 demo: release
 	@mkdir -p .build
